@@ -1,0 +1,134 @@
+"""What `linx run` and `linx exec` share: drive a parked session through the checkpoint to
+its outcome, report events, and turn the outcome into the exit status a shell expects."""
+import errno
+import os
+import signal
+import sys
+
+# exit statuses for failures before the workload ran (docker/podman's convention)
+FAILED_BEFORE_START, NOT_EXECUTABLE, NOT_FOUND = 125, 126, 127
+
+
+def exit_status(outcome: dict) -> int:
+    """exited -> its code; signaled -> 128+N; execve ENOENT -> 127, other execve errors -> 126;
+    any other failure before the workload ran (abort included) -> 125."""
+    kind = outcome["event"]
+    if kind == "exited":
+        return outcome["code"]
+    if kind == "signaled":
+        return 128 + outcome["signo"]
+    if kind == "error" and outcome["stage"] == "execve":
+        return NOT_FOUND if outcome["errno"] in (errno.ENOENT, errno.ENOTDIR) else NOT_EXECUTABLE
+    return FAILED_BEFORE_START
+
+
+def error_line(outcome: dict, argv0: str, settings: dict) -> str:
+    """`execve "/nope": ENOENT (No such file or directory)`: what failed, on what, and why."""
+    from linx_core.errors import errno_text
+    stage, err = outcome["stage"], outcome["errno"]
+    obj = {"execve": argv0, "chdir": settings.get("cwd"),
+           "hostname": settings.get("hostname")}.get(stage)
+    text = f"{stage} {obj!r}".replace("'", '"') if obj else stage
+    if outcome.get("message") and stage != "execve":
+        text += f" ({outcome['message']})"
+    return f"{text}: {errno_text(err)}"
+
+
+class EventLog:
+    """--events FILE: one JSON object per line per event; `-` is stderr."""
+
+    def __init__(self, path: str | None):
+        self.out = None
+        if path == "-":
+            self.out = sys.stderr
+        elif path:
+            self.out = open(path, "a", buffering=1)
+
+    def __call__(self, event: dict) -> None:
+        if self.out is not None:
+            import json
+            import time
+            self.out.write(json.dumps({**event, "time": round(time.time(), 6)}) + "\n")
+            self.out.flush()
+
+
+def run_checkpoint_command(command: str, host_pid: int) -> int:
+    """--checkpoint: a host-side shell command with $LINX_PID set; its status decides."""
+    import subprocess
+    return subprocess.run(["/bin/sh", "-c", command],
+                          env={**os.environ, "LINX_PID": str(host_pid)}).returncode
+
+
+def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None) -> int:
+    """ready -> host-side steps -> proceed -> outcome; returns the exit status.
+    SIGTERM/SIGHUP to linx go to the workload; the terminal's SIGINT reaches it directly."""
+    from linx_core.errors import LinxError
+
+    def forward(signo, _frame):
+        if session.outcome is None:
+            session.signal(signo)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old[signal.SIGQUIT] = signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    try:
+        try:
+            host_pid = session.wait_ready()
+        except LinxError:
+            host_pid = None
+        if host_pid is not None:
+            failure = None
+            try:
+                if at_checkpoint:
+                    at_checkpoint(host_pid)
+                for command in checkpoint:
+                    status = run_checkpoint_command(command, host_pid)
+                    if status != 0:
+                        failure = f"checkpoint command {command!r} failed with status {status}"
+                        break
+            except LinxError as e:
+                failure = f"checkpoint: {e}"
+            if failure:
+                session.abort()
+                session.wait()
+                print(f"linx: {failure}", file=sys.stderr)
+                return FAILED_BEFORE_START
+            session.proceed(**settings)
+        outcome = session.wait()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if outcome["event"] == "error":
+        print(f"linx: {error_line(outcome, session.argv[0], settings)}", file=sys.stderr)
+    elif outcome["event"] == "aborted":
+        print("linx: the workload was aborted at the checkpoint", file=sys.stderr)
+    return exit_status(outcome)
+
+
+def parse_env(items: list[str], base: list[str] | None) -> list[str]:
+    """--env K=V on top of base ("K=V" list); a bare K copies K from linx's environment."""
+    from linx_core.errors import UsageError
+    env = dict(item.split("=", 1) for item in (base or []) if "=" in item)
+    for item in items:
+        if "=" in item:
+            key, value = item.split("=", 1)
+        elif item in os.environ:
+            key, value = item, os.environ[item]
+        else:
+            continue
+        if not key:
+            raise UsageError("--env", f"{item!r}: expected KEY=VALUE")
+        env[key] = value
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def parse_user(text: str | None) -> dict:
+    """--user UID[:GID] -> settings for the child's setresuid/setresgid (numbers only)."""
+    if not text:
+        return {}
+    from linx_core.errors import UsageError
+    uid, _, gid = text.partition(":")
+    if not uid.isdigit() or (gid and not gid.isdigit()):
+        raise UsageError("--user", f"{text!r}: expected UID[:GID] as numbers")
+    out = {"uid": int(uid), "gid": int(gid or uid), "groups": ""}
+    return out

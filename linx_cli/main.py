@@ -1,0 +1,57 @@
+"""The `linx` entry point: a command group that imports a command's module only when that
+command runs. Displaying a group's help would otherwise load every command and, through
+them, the library; the one-line helps below are what `linx --help` prints instead, and a
+test checks they match each module's own help."""
+import importlib
+import sys
+
+from typer.core import TyperGroup
+
+from ._app import CONTEXT
+
+# name: (module, one-line help)
+COMMANDS = {
+    "run": ("linx_cli.run", "Spawn a workload into fresh namespaces, set it up at the checkpoint, run it."),
+    "exec": ("linx_cli.exec_", "Run a command inside a running workload's namespaces and cgroup."),
+}
+
+
+class LazyGroup(TyperGroup):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        import typer.main
+        module = importlib.import_module(COMMANDS[name][0])
+        cmd = typer.main.get_command(module.app)
+        cmd.name = name
+        return cmd
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
+
+cli = LazyGroup(
+    name="linx", rich_markup_mode=None, no_args_is_help=True, context_settings=CONTEXT,
+    help="Spawn workloads into fresh Linux namespaces and decide their identity, resources, "
+         "network, firewall, mounts and privileges before their first instruction.\n\n"
+         "Exit status: 0 success; 1 the operation failed; 2 bad usage or input; for run/exec "
+         "the workload's own status, 128+N when killed by signal N, 125 when linx failed "
+         "before the workload started, 126 when it could not be executed, 127 when not found.")
+
+
+def main(argv=None) -> None:
+    """The one place errors become output: one line on stderr and the error's exit status."""
+    from linx_core.errors import LinxError
+    try:
+        cli.main(args=argv, prog_name="linx")
+    except LinxError as e:
+        print(f"linx: {e}", file=sys.stderr)
+        sys.exit(e.exit_status)
+
+
+if __name__ == "__main__":
+    main()

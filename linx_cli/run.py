@@ -1,0 +1,58 @@
+"""`linx run`: spawn a workload into fresh namespaces, park it at the checkpoint, apply what
+was asked, and run it. Exits with the workload's status."""
+import sys
+
+import typer
+
+from ._app import new_app
+
+app = new_app("Spawn a workload into fresh namespaces, set it up at the checkpoint, run it.")
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def run(
+    argv: list[str] = typer.Argument(..., metavar="-- COMMAND [ARG]...",
+                                     help="The workload; searched in its PATH when it has no slash."),
+    ns: str = typer.Option("", "--ns", metavar="LIST",
+                           help="Fresh namespaces: comma list of net,pid,mount,uts,ipc,user,cgroup,time, or all."),
+    hostname: str = typer.Option(None, "--hostname", help="Hostname inside (needs --ns uts)."),
+    cwd: str = typer.Option(None, "--cwd", help="Working directory of the workload."),
+    no_lo: bool = typer.Option(False, "--no-lo", help="Leave lo down in a new net namespace (unshare's default)."),
+    env: list[str] = typer.Option([], "--env", "-e", metavar="KEY=VALUE",
+                                  help="Set a variable (repeatable); KEY alone copies it from linx's environment."),
+    clear_env: bool = typer.Option(False, "--clear-env", help="Start from an empty environment."),
+    user: str = typer.Option(None, "--user", "-u", metavar="UID[:GID]",
+                             help="Run as this uid/gid (supplementary groups cleared)."),
+    no_new_privs: bool = typer.Option(False, "--no-new-privs", help="Set PR_SET_NO_NEW_PRIVS before exec."),
+    mount_proc: bool = typer.Option(False, "--mount-proc",
+                                    help="Mount a fresh /proc (needs --ns pid,mount)."),
+    events: str = typer.Option(None, "--events", metavar="FILE",
+                               help="Append the lifecycle events as JSON lines to FILE (- for stderr)."),
+    checkpoint: list[str] = typer.Option([], "--checkpoint", metavar="CMD",
+                                         help="Host shell command run at the checkpoint with $LINX_PID set; "
+                                              "non-zero aborts the workload (repeatable)."),
+) -> None:
+    """Spawn a workload into fresh namespaces, set it up at the checkpoint, run it.
+
+    Exit status: the workload's own; 128+N when killed by signal N; 125 when linx failed
+    before the workload started; 126 when it could not be executed; 127 when not found.
+    """
+    from linx_core import process
+    from linx_core.errors import UsageError
+
+    from . import _workload
+
+    kinds = process.parse_namespaces(ns, "--ns")
+    if hostname is not None and "uts" not in kinds:
+        raise UsageError("--hostname", "needs a new UTS namespace (--ns uts), or it would rename the host")
+    if mount_proc and not {"pid", "mnt"} <= set(kinds):
+        raise UsageError("--mount-proc", "needs new pid and mount namespaces (--ns pid,mount)")
+    settings = {"hostname": hostname, "cwd": cwd, "no_new_privs": no_new_privs,
+                "mount_proc": mount_proc, "lo_up": "net" in kinds and not no_lo,
+                **_workload.parse_user(user)}
+    workload_env = _workload.parse_env(env, None if clear_env else process._env_list(None))
+    log = _workload.EventLog(events)
+    session = process.Session.spawn(argv, kinds, env=workload_env, on_event=log)
+    with session:
+        status = _workload.drive(session, settings, checkpoint)
+    sys.exit(status)
