@@ -685,8 +685,18 @@ static void reap(void)
 	S.state = S_DONE;
 }
 
+/* Closing a unix socket with unread input resets the peer before it reads our last event;
+ * so read what is left (without blocking) before exiting. */
+static void drain_ctl(void)
+{
+	char buf[4096];
+	while (recv(CTL_FD, buf, sizeof buf, MSG_DONTWAIT) > 0)
+		;
+}
+
 static void __attribute__((noreturn)) kill_child_and_exit(int code)
 {
+	drain_ctl();
 	if (S.child > 0) {
 		kill(S.child, SIGKILL);
 		waitpid(S.child, NULL, 0);
@@ -827,8 +837,10 @@ int main(void)
 	static struct msg spawn;
 	uint8_t *frame;
 	char **argv, **envp;
-	if (read_spawn(&spawn, &frame) < 0)
+	if (read_spawn(&spawn, &frame) < 0) {
+		drain_ctl();
 		return 2;
+	}
 	if (do_spawn(&spawn, &argv, &envp) < 0)
 		return 1;
 
