@@ -14,6 +14,7 @@ COMMANDS = {
     "run": ("linx_cli.run", "Spawn a workload into fresh namespaces, set it up at the checkpoint, run it."),
     "exec": ("linx_cli.exec_", "Run a command inside a running workload's namespaces and cgroup."),
     "mount": ("linx_cli.mount", "Mount, bind, move, unmount and pivot the root, in any mount namespace; list mounts."),
+    "user": ("linx_cli.user", "User namespace identity: read or write uid/gid maps and setgroups."),
 }
 
 
