@@ -15,6 +15,8 @@ COMMANDS = {
     "exec": ("linx_cli.exec_", "Run a command inside a running workload's namespaces and cgroup."),
     "mount": ("linx_cli.mount", "Mount, bind, move, unmount and pivot the root, in any mount namespace; list mounts."),
     "user": ("linx_cli.user", "User namespace identity: read or write uid/gid maps and setgroups."),
+    "cgroup": ("linx_cli.cgroup", "Create, limit, freeze and inspect cgroup v2 groups."),
+    "sysctl": ("linx_cli.sysctl", "Read and write kernel tunables (/proc/sys), on the host or in a namespace."),
 }
 
 
