@@ -31,6 +31,14 @@ def run(
     checkpoint: list[str] = typer.Option([], "--checkpoint", metavar="CMD",
                                          help="Host shell command run at the checkpoint with $LINX_PID set; "
                                               "non-zero aborts the workload (repeatable)."),
+    map_uid: list[str] = typer.Option([], "--map-uid", metavar="INSIDE:OUTSIDE:LENGTH",
+                                      help="uid range of the new user namespace (repeatable; needs --ns user)."),
+    map_gid: list[str] = typer.Option([], "--map-gid", metavar="INSIDE:OUTSIDE:LENGTH",
+                                      help="gid range of the new user namespace (repeatable; needs --ns user)."),
+    map_root_user: bool = typer.Option(False, "--map-root-user", "-r",
+                                       help="Map root inside to linx's euid/egid (needs --ns user)."),
+    map_auto: bool = typer.Option(False, "--map-auto",
+                                  help="Map linx's first /etc/subuid and /etc/subgid ranges (needs --ns user)."),
 ) -> None:
     """Spawn a workload into fresh namespaces, set it up at the checkpoint, run it.
 
@@ -47,12 +55,29 @@ def run(
         raise UsageError("--hostname", "needs a new UTS namespace (--ns uts), or it would rename the host")
     if mount_proc and not {"pid", "mnt"} <= set(kinds):
         raise UsageError("--mount-proc", "needs new pid and mount namespaces (--ns pid,mount)")
+    steps = []   # host-side steps at the checkpoint, in ARCHITECTURE.md's order
+    setgroups_denied = False
+    if map_uid or map_gid or map_root_user or map_auto:
+        if "user" not in kinds:
+            raise UsageError("--map-uid/--map-gid/--map-root-user/--map-auto",
+                             "needs a new user namespace (--ns user)")
+        from linx_core import user as userns
+        uid_map, gid_map = userns.plan(map_uid, map_gid, map_root_user, map_auto)
+        steps.append(lambda pid: userns.setup_maps(pid, uid_map or None, gid_map or None))
+        setgroups_denied = bool(gid_map)
+
+    def at_checkpoint(host_pid: int) -> None:
+        for step in steps:
+            step(host_pid)
+
     settings = {"hostname": hostname, "cwd": cwd, "no_new_privs": no_new_privs,
                 "mount_proc": mount_proc, "lo_up": "net" in kinds and not no_lo,
                 **_workload.parse_user(user)}
+    if setgroups_denied:   # deny comes before gid_map: --user keeps the groups it cannot clear
+        settings.pop("groups", None)
     workload_env = _workload.parse_env(env, None if clear_env else process._env_list(None))
     log = _workload.EventLog(events)
     session = process.Session.spawn(argv, kinds, env=workload_env, on_event=log)
     with session:
-        status = _workload.drive(session, settings, checkpoint)
+        status = _workload.drive(session, settings, checkpoint, at_checkpoint)
     sys.exit(status)
