@@ -166,13 +166,14 @@ def read(path: str, name: str) -> str:
 
 def write(path: str, name: str, value) -> None:
     """One write(2) of str(value): cgroupfs parses each write as one whole command, so the
-    kernel's refusal (EINVAL, EBUSY, ...) arrives from this very call."""
+    kernel's refusal (EINVAL, EBUSY, ...) arrives from this very call. O_TRUNC, as a shell's
+    `>` (kernfs ignores it; a plain-file fake tree needs it)."""
     file = _file(path, name)
     text = str(value)
     if "\n" in text.rstrip("\n") or "\0" in text:
         raise UsageError(name, f"{text!r}: a value must be one line without NUL")
     try:
-        fd = os.open(file, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(file, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     except OSError as e:
         raise CgroupError("write", file, e.errno, _hint(name, e.errno)) from None
     try:
