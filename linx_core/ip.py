@@ -27,10 +27,7 @@ class IP:
                 raise UsageError(where, f"{len(raw)} bytes is not an IPv4 or IPv6 address")
         else:
             raw = _pton(str(value), where)
-        object.__setattr__(self, "bytes", raw)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("IP is immutable")
+        self.bytes = raw
 
     @property
     def family(self) -> int:
@@ -43,6 +40,13 @@ class IP:
 
     def __int__(self) -> int:
         return int.from_bytes(self.bytes, "big")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "IP":
+        """No checks: for decoders that have checked the length (4 or 16) themselves."""
+        ip = cls.__new__(cls)
+        ip.bytes = raw
+        return ip
 
     @classmethod
     def from_int(cls, value: int, family: int) -> "IP":
@@ -97,11 +101,7 @@ class Subnet:
         if not 0 <= prefix <= address.bits:
             raise UsageError(where, f"prefix length {prefix} is out of range 0..{address.bits} "
                                     f"for {address}")
-        object.__setattr__(self, "address", address)
-        object.__setattr__(self, "prefix", int(prefix))
-
-    def __setattr__(self, name, value):
-        raise AttributeError("Subnet is immutable")
+        self.address, self.prefix = address, int(prefix)
 
     @property
     def family(self) -> int:
@@ -161,10 +161,7 @@ class MAC:
                                           for p in parts):
                 raise UsageError(where, f"{text!r} is not a MAC address (expected xx:xx:xx:xx:xx:xx)")
             raw = bytes(int(p, 16) for p in parts)
-        object.__setattr__(self, "bytes", raw)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("MAC is immutable")
+        self.bytes = raw
 
     def __str__(self) -> str:
         return self.bytes.hex(":")

@@ -163,9 +163,9 @@ class _IP:
         return IP(value).bytes
 
     def decode(self, raw: bytes) -> IP:
-        if len(raw) not in (4, 16):
+        if len(raw) != 4 and len(raw) != 16:
             raise MalformedMessage(f"{len(raw)}-byte address")
-        return IP(raw)
+        return IP.from_bytes(raw)
 
 
 class _MAC:

@@ -1,0 +1,290 @@
+"""Routes: RTM_NEWROUTE/DELROUTE/GETROUTE, struct rtmsg and RTA_* (<linux/rtnetlink.h>).
+
+rtmsg.rtm_table is a u8, so a table above 255 rides in RTA_TABLE with the header byte
+RT_TABLE_UNSPEC (iproute2 does the same); Route.table reads whichever is there. rtm_protocol
+is the ownership tag a reconciler manages its own routes by (see diff.py).
+"""
+import errno
+import struct
+from dataclasses import dataclass, field
+
+from ...errors import UsageError
+from ...ip import AF_INET, AF_INET6, IP, Subnet
+from .. import codec, transport
+from ..codec import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, CStruct, Table,
+                     binary, ipaddr, u8, u32)
+from ..errors import NetlinkError
+from . import names
+
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+RT_TABLE_UNSPEC, RT_TABLE_MAIN = 0, 254
+RTPROT_UNSPEC, RTPROT_BOOT = 0, 3
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST, RT_SCOPE_NOWHERE = 0, 253, 254, 255
+RTN_UNSPEC, RTN_UNICAST, RTN_LOCAL = 0, 1, 2
+RTM_F_CLONED = 0x200
+
+# rtm_flags in iproute2's print order (ip/iproute.c print_rt_flags)
+RT_FLAGS = (("dead", 0x1), ("onlink", 0x4), ("pervasive", 0x2), ("offload", 0x8), ("trap", 0x40),
+            ("notify", 0x100), ("linkdown", 0x10), ("unresolved", 0x20), ("rt_offload", 0x4000),
+            ("rt_trap", 0x8000), ("rt_offload_failed", 0x20000000))
+
+RTA = Table("RTA", (
+    (1, "dst", ipaddr),
+    (2, "src", ipaddr),
+    (3, "iif", u32),
+    (4, "oif", u32),
+    (5, "gateway", ipaddr),
+    (6, "priority", u32),
+    (7, "prefsrc", ipaddr),
+    (8, "metrics", binary),
+    (9, "multipath", binary),
+    (11, "flow", u32),
+    (12, "cacheinfo", CStruct("=IIiIIIII", ("clntref", "lastuse", "expires", "error", "used",
+                                            "id", "ts", "tsage"))),
+    (15, "table", u32),
+    (16, "mark", u32),
+    (20, "pref", u8),
+    (25, "uid", u32),
+    (26, "ttl_propagate", u8),
+    (30, "nh_id", u32),
+))
+
+VERBS = {"add": (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL),
+         "replace": (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE),
+         "change": (RTM_NEWROUTE, NLM_F_REPLACE),
+         "append": (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_APPEND),
+         "del": (RTM_DELROUTE, 0)}
+
+
+@dataclass(slots=True)
+class Route:
+    """A decoded route: the rtmsg fields and the RTA_* attributes by name."""
+    family: int
+    dst_len: int
+    src_len: int = 0
+    tos: int = 0
+    header_table: int = RT_TABLE_MAIN
+    protocol: int = RTPROT_BOOT
+    scope: int = RT_SCOPE_UNIVERSE
+    type: int = RTN_UNICAST
+    flags: int = 0
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def table(self) -> int:
+        """The effective table: RTA_TABLE when present (any table), else the header byte."""
+        return self.attrs.get("table", self.header_table)
+
+    dst = property(lambda self: self.attrs.get("dst"))
+    gateway = property(lambda self: self.attrs.get("gateway"))
+    oif = property(lambda self: self.attrs.get("oif"))
+    metric = property(lambda self: self.attrs.get("priority"))
+    prefsrc = property(lambda self: self.attrs.get("prefsrc"))
+
+
+def decode(body: bytes) -> Route:
+    if len(body) < 12:
+        raise codec.MalformedMessage(f"rtmsg of {len(body)} bytes")
+    return Route(*RTMSG.unpack_from(body), RTA.decode(body, 12))
+
+
+def _table_fields(table: int) -> tuple[int, int | None]:
+    """(header byte, RTA_TABLE): small tables in the header, all of them in RTA_TABLE."""
+    return (table, None) if table < 256 else (RT_TABLE_UNSPEC, table)
+
+
+def list(sock: transport.Socket, family: int = 0, table: int | None = None) -> "list[Route]":
+    """Routes of `family` (0: all), of one table when given (the kernel filters: strict
+    dump checking), cached clones left out as `ip route show` does."""
+    hdr, ext = _table_fields(table) if table else (0, None)
+    body = RTMSG.pack(family, 0, 0, 0, hdr, 0, 0, 0, 0) + RTA.encode({"table": ext})
+    out = []
+    for m in transport.dump(sock, RTM_GETROUTE, body, op="route show"):
+        if m.type == RTM_NEWROUTE:
+            r = decode(m.body)
+            if not r.flags & RTM_F_CLONED and (not table or r.table == table):
+                out.append(r)
+    return out
+
+
+def get(sock: transport.Socket, dst, *, src=None, oif: int | None = None, iif: int | None = None,
+        mark: int | None = None) -> Route:
+    """The kernel's lookup for `dst` (`ip route get`): RTM_GETROUTE without NLM_F_DUMP and
+    with RTA_DST; an unroutable destination is ENETUNREACH."""
+    address = IP(dst, "to")
+    if src is not None and IP(src, "from").family != address.family:
+        raise UsageError("from", f"{src} and {address} are not of the same address family")
+    body = RTMSG.pack(address.family, address.bits, 0 if src is None else address.bits, 0, 0, 0, 0, 0, 0)
+    body += RTA.encode({"dst": address, "src": src, "oif": oif, "iif": iif, "mark": mark})
+    try:
+        msgs = transport.talk(sock, RTM_GETROUTE, 0, body, op="route get", obj=str(address))
+    except NetlinkError as e:
+        if e.errno == errno.ENETUNREACH:
+            raise e.sharpen(f"no route to {address}") from None
+        raise
+    return decode(msgs[0].body)
+
+
+def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, protocol=None,
+            metric=None, scope=None, type: str | None = None, prefsrc=None,
+            family: int | None = None, onlink: bool = False) -> tuple[int, int, bytes]:
+    """The RTM_NEWROUTE/DELROUTE request for `verb` (VERBS), with iproute2's defaults
+    (ip/iproute.c iproute_modify): main table; for a change, protocol boot, unicast, scope
+    link when there is no gateway, universe otherwise; for a delete nothing that would narrow
+    the match beyond what was given. dst is a prefix (`10.0.0.0/24`, a bare address is a host
+    route) or "default"; its family and the gateway's must agree."""
+    mtype, flags = VERBS[verb]
+    gateway = None if via is None else IP(via, "via")
+    if dst == "default":
+        fam = gateway.family if gateway is not None else (family or AF_INET)
+        net = Subnet("0.0.0.0/0" if fam == AF_INET else "::/0")
+    else:
+        net = Subnet(dst, where="to")
+    if gateway is not None and gateway.family != net.family:
+        raise UsageError("via", f"gateway {gateway} and destination {net} are not of the same "
+                                "address family")
+    if family and family != net.family:
+        raise UsageError("to", f"{net} is not an {'IPv4' if family == AF_INET else 'IPv6'} prefix")
+    if net.network() != net.address:
+        raise UsageError("to", f"{net} has host bits set (did you mean {net.network()}/{net.prefix}?)")
+    rtype = RTN_UNSPEC if verb == "del" and type is None else names.route_type(type or "unicast")
+    table = RT_TABLE_MAIN if table is None else names.table(table)
+    if table == RT_TABLE_UNSPEC:
+        raise UsageError("table", "0 (unspec) is not a routing table")
+    hdr_table, ext_table = _table_fields(table)
+    if protocol is not None:
+        proto = names.protocol(protocol)
+    else:
+        proto = RTPROT_UNSPEC if verb == "del" else RTPROT_BOOT
+    if scope is not None:
+        rscope = names.scope(scope)
+    elif rtype in (RTN_LOCAL, 10):
+        rscope = RT_SCOPE_HOST
+    elif rtype in (3, 4, 5):
+        rscope = RT_SCOPE_LINK
+    elif verb == "del":
+        rscope = RT_SCOPE_NOWHERE
+    elif gateway is None and rtype == RTN_UNICAST:
+        rscope = RT_SCOPE_LINK
+    else:
+        rscope = RT_SCOPE_UNIVERSE
+    if metric is not None:
+        try:
+            metric = int(metric)
+        except (TypeError, ValueError):
+            metric = -1
+        if not 0 <= metric <= 0xFFFFFFFF:
+            raise UsageError("metric", "expected a number 0..4294967295")
+    if prefsrc is not None:
+        prefsrc = IP(prefsrc, "src")
+        if prefsrc.family != net.family:
+            raise UsageError("src", f"{prefsrc} and {net} are not of the same address family")
+    attrs = {"table": ext_table,
+             "dst": net.address if net.prefix else None,   # no RTA_DST: the default route
+             "gateway": gateway, "priority": metric, "prefsrc": prefsrc, "oif": oif}
+    body = RTMSG.pack(net.family, net.prefix, 0, 0, hdr_table, proto, rscope, rtype,
+                      0x4 if onlink else 0) + RTA.encode(attrs)
+    return mtype, flags, body
+
+
+def change(sock: transport.Socket, verb: str, dst, **options) -> None:
+    """add (strict: EEXIST on a duplicate), replace (upsert), change, append or del."""
+    req = request(verb, dst, **options)
+    try:
+        transport.talk(sock, *req, op=f"route {verb}", obj=str(dst))
+    except NetlinkError as e:
+        raise sharpen(e) from None
+
+
+def add(sock, dst, **options) -> None:
+    change(sock, "add", dst, **options)
+
+
+def replace(sock, dst, **options) -> None:
+    change(sock, "replace", dst, **options)
+
+
+def delete(sock, dst, **options) -> None:
+    change(sock, "del", dst, **options)
+
+
+def sharpen(e: NetlinkError) -> NetlinkError:
+    if e.errno == errno.EEXIST:
+        return e.sharpen("the route already exists (use replace to overwrite it)")
+    if e.errno == errno.ESRCH:
+        return e.sharpen("no such route")
+    if e.errno == errno.ENETUNREACH:
+        return e.sharpen("network is unreachable (no route to the gateway)")
+    return e
+
+
+def flag_names(flags: int) -> "list[str]":
+    return [name for name, bit in RT_FLAGS if flags & bit]
+
+
+def to_json(route: Route, by_index: dict, table_filter: int | None = None) -> dict:
+    """The object `ip -j route show` prints (ip/iproute.c print_route), same keys in the
+    same order. `table_filter` is the table asked for: ip prints the table only when it
+    shows several (`table all`) and it is not main."""
+    a = route.attrs
+    out = {}
+    if route.type != RTN_UNICAST:
+        out["type"] = names.ROUTE_TYPES.get(route.type, str(route.type))
+    host_len = 32 if route.family == AF_INET else 128
+    if "dst" in a:
+        out["dst"] = str(a["dst"]) if route.dst_len == host_len else f"{a['dst']}/{route.dst_len}"
+    elif route.dst_len:
+        out["dst"] = f"0/{route.dst_len} "
+    else:
+        out["dst"] = "default"
+    if "src" in a:
+        out["from"] = str(a["src"]) if route.src_len == host_len else f"{a['src']}/{route.src_len}"
+    elif route.src_len:
+        out["src"] = f"0/{route.src_len}"
+    if "nh_id" in a:
+        out["nhid"] = a["nh_id"]
+    if route.tos:
+        out["tos"] = f"0x{route.tos:02x}"
+    if "gateway" in a:
+        out["gateway"] = str(a["gateway"])
+    if "oif" in a:
+        out["dev"] = _ifname(by_index, a["oif"])
+    table = route.table
+    if table and table != RT_TABLE_MAIN and not table_filter:
+        out["table"] = names.n2a("rt_tables", table)
+    if not route.flags & RTM_F_CLONED:
+        if route.protocol != RTPROT_BOOT:
+            out["protocol"] = names.n2a("rt_protos", route.protocol)
+        if route.scope != RT_SCOPE_UNIVERSE:
+            out["scope"] = names.n2a("rt_scopes", route.scope)
+    if "prefsrc" in a:
+        out["prefsrc"] = str(a["prefsrc"])
+    if "priority" in a:
+        out["metric"] = a["priority"]
+    out["flags"] = flag_names(route.flags)
+    if a.get("mark"):
+        out["mark"] = a["mark"]
+    if "uid" in a:
+        out["uid"] = a["uid"]
+    if route.family == AF_INET and route.flags & RTM_F_CLONED:
+        out["cache"] = [name for name, bit in (("local", 0x80000000), ("reject", 0x1000000))
+                        if route.flags & bit]
+    ci = a.get("cacheinfo")
+    if ci and route.family in (AF_INET, AF_INET6):
+        if ci.get("expires"):
+            out["expires"] = int(ci["expires"] / 100)
+        if ci.get("error"):
+            out["error"] = ci["error"]
+    if "iif" in a:
+        out["iif"] = _ifname(by_index, a["iif"])
+    if "pref" in a:
+        out["pref"] = {0x3: "low", 0x0: "medium", 0x1: "high"}.get(a["pref"], a["pref"])
+    if "ttl_propagate" in a:
+        out["ttl-propogate"] = bool(a["ttl_propagate"])
+    return out
+
+
+def _ifname(by_index: dict, index: int) -> str:
+    link = by_index.get(index)
+    return link.name if link is not None else f"if{index}"
