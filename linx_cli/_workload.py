@@ -59,9 +59,11 @@ def run_checkpoint_command(command: str, host_pid: int) -> int:
                           env={**os.environ, "LINX_PID": str(host_pid)}).returncode
 
 
-def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None) -> int:
-    """ready -> host-side steps -> proceed -> outcome; returns the exit status.
-    SIGTERM/SIGHUP to linx go to the workload; the terminal's SIGINT reaches it directly."""
+def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None, follow=None) -> int:
+    """ready -> host-side steps -> proceed -> follow(session) -> exit status.
+    follow returns the terminal event, or None when we leave the workload running (detach);
+    the default waits. SIGTERM/SIGHUP to linx go to the workload; the terminal's SIGINT
+    reaches it directly."""
     from linx_core.errors import LinxError
 
     def forward(signo, _frame):
@@ -93,8 +95,12 @@ def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None) ->
                 session.wait()
                 print(f"linx: {failure}", file=sys.stderr)
                 return FAILED_BEFORE_START
+            if follow is not None and session.pty:
+                session.attach()      # before proceed: not one byte of output is missed
             session.proceed(**settings)
-        outcome = session.wait()
+        outcome = follow(session) if follow is not None and host_pid is not None else session.wait()
+        if outcome is None:
+            return 0
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
@@ -132,3 +138,19 @@ def parse_user(text: str | None) -> dict:
         raise UsageError("--user", f"{text!r}: expected UID[:GID] as numbers")
     out = {"uid": int(uid), "gid": int(gid or uid), "groups": ""}
     return out
+
+
+def until_running(session) -> dict | None:
+    """For -d: return once the workload runs (None), or its terminal event if it never did."""
+    while session.outcome is None and session.stage != "running":
+        if session.next_event() is None:
+            break
+    return session.outcome
+
+
+def attached(detach_keys: bytes, stdin: bool = True):
+    """For -t in the foreground: this terminal is the workload's until it ends or we detach."""
+    def follow(session):
+        from linx_core import tty
+        return tty.attach(session, detach_keys=detach_keys, stdin=stdin, replay=False)
+    return follow

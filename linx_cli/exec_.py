@@ -59,6 +59,7 @@ def resolve_pid(text: str) -> int:
     if t.kind == "pid":
         return int(t.value)
     if t.kind == "session":
-        return targets.session_pid(t.value)
+        from linx_core.sessions import host_pid
+        return host_pid(t.value)
     from linx_core.errors import UsageError
     raise UsageError("--target", f"{text!r}: expected a PID, pid:N or a session name")

@@ -9,10 +9,17 @@ from typer.core import TyperGroup
 
 from ._app import CONTEXT
 
-# name: (module, one-line help)
+# name: ("module[:typer app attribute, default app]", one-line help)
 COMMANDS = {
     "run": ("linx_cli.run", "Spawn a workload into fresh namespaces, set it up at the checkpoint, run it."),
     "exec": ("linx_cli.exec_", "Run a command inside a running workload's namespaces and cgroup."),
+    "ps": ("linx_cli.sessions:ps", "List sessions."),
+    "inspect": ("linx_cli.sessions:inspect", "Show one session in detail."),
+    "attach": ("linx_cli.sessions:attach", "Attach this terminal to a session's PTY (ctrl-p ctrl-q detaches)."),
+    "logs": ("linx_cli.sessions:logs", "Print a session's output log."),
+    "kill": ("linx_cli.sessions:kill", "Send a signal to a session's workload."),
+    "wait": ("linx_cli.sessions:wait", "Wait for a session's workload to end; exit with its status."),
+    "rm": ("linx_cli.sessions:rm", "Remove finished sessions (-f: kill running ones first)."),
     "mount": ("linx_cli.mount", "Mount, bind, move, unmount and pivot the root, in any mount namespace; list mounts."),
     "user": ("linx_cli.user", "User namespace identity: read or write uid/gid maps and setgroups."),
     "cgroup": ("linx_cli.cgroup", "Create, limit, freeze and inspect cgroup v2 groups."),
@@ -28,8 +35,8 @@ class LazyGroup(TyperGroup):
         if name not in COMMANDS:
             return None
         import typer.main
-        module = importlib.import_module(COMMANDS[name][0])
-        cmd = typer.main.get_command(module.app)
+        module, _, attr = COMMANDS[name][0].partition(":")
+        cmd = typer.main.get_command(getattr(importlib.import_module(module), attr or "app"))
         cmd.name = name
         return cmd
 

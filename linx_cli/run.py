@@ -31,6 +31,17 @@ def run(
     checkpoint: list[str] = typer.Option([], "--checkpoint", metavar="CMD",
                                          help="Host shell command run at the checkpoint with $LINX_PID set; "
                                               "non-zero aborts the workload (repeatable)."),
+    detach: bool = typer.Option(False, "--detach", "-d",
+                                help="Run in the background as a session: print its name once it runs."),
+    tty: bool = typer.Option(False, "--tty", "-t",
+                             help="Give the workload a terminal (PTY); without -d, attach to it now."),
+    name: str = typer.Option(None, "--name", help="Session name (default: generated when one is needed)."),
+    restart: str = typer.Option("no", "--restart", metavar="no|on-failure|always",
+                                help="Restart the workload when it ends (on-failure: non-zero exit, "
+                                     "signal or setup error)."),
+    max_restarts: int = typer.Option(0, "--max-restarts", metavar="N", help="At most N restarts (0: no limit)."),
+    detach_keys: str = typer.Option("ctrl-p,ctrl-q", "--detach-keys", metavar="KEYS",
+                                    help="Keys that detach from -t (none disables)."),
     map_uid: list[str] = typer.Option([], "--map-uid", metavar="INSIDE:OUTSIDE:LENGTH",
                                       help="uid range of the new user namespace (repeatable; needs --ns user)."),
     map_gid: list[str] = typer.Option([], "--map-gid", metavar="INSIDE:OUTSIDE:LENGTH",
@@ -76,8 +87,40 @@ def run(
     if setgroups_denied:   # deny comes before gid_map: --user keeps the groups it cannot clear
         settings.pop("groups", None)
     workload_env = _workload.parse_env(env, None if clear_env else process._env_list(None))
+    if restart not in process.RESTART:
+        raise UsageError("--restart", f"{restart!r}: expected no, on-failure or always")
+    if max_restarts < 0:
+        raise UsageError("--max-restarts", f"{max_restarts}: expected 0 or more")
+    if restart != "no" and steps:
+        raise UsageError("--restart", "restarts replay only --checkpoint commands and child-side "
+                                      "settings; --map-* host-side steps cannot be replayed yet")
+    keys = None
+    if tty and not detach:
+        from linx_core.tty import parse_detach_keys
+        keys = parse_detach_keys(detach_keys)
     log = _workload.EventLog(events)
-    session = process.Session.spawn(argv, kinds, env=workload_env, on_event=log)
-    with session:
-        status = _workload.drive(session, settings, checkpoint, at_checkpoint)
+    session_kw, session_name = {}, None
+    if detach or tty or name or restart != "no":
+        from linx_core import sessions
+        session_name, session_dir = sessions.create(name)
+        session_kw = dict(session_dir=session_dir, detach=detach or tty, pty=tty,
+                          meta={"name": session_name}, restart=restart,
+                          max_restarts=max_restarts, hooks=checkpoint)
+    follow = None
+    if detach:
+        follow = _workload.until_running
+    elif tty:
+        follow = _workload.attached(keys)
+    try:
+        session = process.Session.spawn(argv, kinds, env=workload_env, on_event=log, **session_kw)
+        with session:
+            status = _workload.drive(session, settings, checkpoint, at_checkpoint, follow)
+    except BaseException:
+        if session_name:
+            sessions.remove(session_name)
+        raise
+    if session_name and "running" not in [e["event"] for e in session.events_seen]:
+        sessions.remove(session_name)     # it never ran: leave nothing behind
+    elif detach:
+        print(session_name)
     sys.exit(status)

@@ -19,6 +19,7 @@ NAMESPACES = {
 }
 ALIASES = {"mount": "mnt"}
 ALL = tuple(NAMESPACES)
+RESTART = {"no": 0, "on-failure": 1, "always": 2}
 
 CHILD_SETTINGS = ("mount_proc", "hostname", "lo_up", "cwd", "gid", "groups", "uid",
                   "cap_bounding", "cap_sets", "cap_ambient", "no_new_privs",
@@ -84,6 +85,9 @@ class Session:
         self._pending: list[dict] = []
         self._sock: socket.socket | None = None
         self.agent_pid: int | None = None
+        self.restarts = 0
+        self.session_dir = None
+        self.detach = self.pty = False
 
     # -- starting ---------------------------------------------------------
 
@@ -111,20 +115,22 @@ class Session:
         self._send(protocol.encode(protocol.SPAWN, fields))
 
     @classmethod
-    def spawn(cls, argv, namespaces=(), env=None, on_event=None) -> "Session":
+    def spawn(cls, argv, namespaces=(), env=None, on_event=None, **session) -> "Session":
         """clone3() the child with fresh `namespaces` and park it at the checkpoint.
-        env: list of "K=V" (None inherits this process's environment)."""
+        env: list of "K=V" (None inherits this process's environment).
+        session: session_dir, detach, pty, meta, restart, max_restarts, hooks (see _session)."""
         argv = _check_argv(argv)
         kinds = parse_namespaces(namespaces)
         env = _env_list(env)
         s = cls("spawn", argv, on_event)
         s.namespaces = kinds
         s._start([("argv", a) for a in argv] + [("env", e) for e in env] +
-                 [("clone_flags", flags_of(kinds))])
+                 [("clone_flags", flags_of(kinds))] + s._session(**session))
         return s
 
     @classmethod
-    def enter(cls, target_pid: int, argv, namespaces=None, env=None, on_event=None) -> "Session":
+    def enter(cls, target_pid: int, argv, namespaces=None, env=None, on_event=None,
+              **session) -> "Session":
         """Join a target's namespaces (all it has that differ from ours by default) and fork
         the child there, parked at the checkpoint like spawn (nsenter, docker exec)."""
         argv = _check_argv(argv)
@@ -136,8 +142,73 @@ class Session:
         s.namespaces = kinds
         s.target_pid = target_pid
         s._start([("argv", a) for a in argv] + [("env", e) for e in env] +
-                 [("target_pid", target_pid), ("join_ns", flags_of(kinds))])
+                 [("target_pid", target_pid), ("join_ns", flags_of(kinds))] + s._session(**session))
         return s
+
+    def _session(self, session_dir=None, detach=False, pty=False, meta=None, restart="no",
+                 max_restarts=0, hooks=()) -> list:
+        """A named session: the agent serves clients on session_dir/ctl.sock and keeps
+        state.json; detach lets it outlive us; pty gives the workload a terminal; restart
+        (no, on-failure, always) replays the clone, the child-side settings and `hooks`."""
+        if restart not in RESTART:
+            raise UsageError("--restart", f"{restart!r}: expected one of {', '.join(RESTART)}")
+        if (detach or restart != "no") and not session_dir:
+            raise UsageError("session", "detach and restart need a session directory")
+        self.session_dir, self.detach, self.pty = session_dir, detach, pty
+        fields = []
+        if session_dir:
+            import json
+            fields += [("session_dir", session_dir),
+                       ("meta", json.dumps({**(meta or {}), "argv": self.argv, "mode": self.mode,
+                                            "namespaces": self.namespaces,
+                                            "started_at": self.started_at}))]
+        fields += [("detach", 1)] if detach else []
+        fields += [("pty", 1)] if pty else []
+        if restart != "no":
+            fields += [("restart", RESTART[restart]), ("max_restarts", int(max_restarts))]
+            fields += [("hook", h) for h in hooks]
+        return fields
+
+    @classmethod
+    def connect(cls, name: str, on_event=None) -> "Session":
+        """A client of a running named session, through its control socket."""
+        from . import sessions
+        state = sessions.read(name)
+        if state["status"] not in sessions.LIVE:
+            raise SessionError("no_process", f"session {name!r} is not running ({state['status']})")
+        s = cls("client", state.get("meta", {}).get("argv", []), on_event)
+        s.namespaces = state.get("meta", {}).get("namespaces", [])
+        s.host_pid = state.get("host_pid")
+        s.stage = "running" if state["status"] == "running" else "ready"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        path = os.path.join(sessions.path(name), "ctl.sock")
+        try:
+            sock.connect(path)
+        except OSError as e:
+            sock.close()
+            from .errors import KernelError
+            raise KernelError("session", "connect", path, e.errno) from None
+        s._sock = sock
+        return s
+
+    # -- clients of a session ---------------------------------------------
+
+    def attach(self, replay: bool = False) -> None:
+        """Receive the workload's terminal output as `output` events (replay: the recent
+        output the agent keeps first), and its terminal event."""
+        self._send(protocol.encode(protocol.ATTACH, [("replay", int(replay))]))
+
+    def write(self, data: bytes) -> None:
+        """Bytes to the workload's terminal, as if typed."""
+        for i in range(0, len(data), 65536):
+            self._send(protocol.encode(protocol.INPUT, [("data", data[i:i + 65536])]))
+
+    def resize(self, rows: int, cols: int) -> None:
+        self._send(protocol.encode(protocol.RESIZE, [("rows", rows), ("cols", cols)]))
+
+    def subscribe_wait(self) -> None:
+        """Ask for the terminal event even when not attached."""
+        self._send(protocol.encode(protocol.WAIT, []))
 
     # -- requests ---------------------------------------------------------
 
@@ -214,10 +285,13 @@ class Session:
 
     def _record(self, ev: dict) -> None:
         name = ev["event"]
-        if name == "refused":
+        if name in ("refused", "output"):
             self._pending.append(ev)
             return
-        if name == "ready":
+        if name == "restarting":
+            self.restarts = ev["count"]
+            self.stage = "restarting"
+        elif name == "ready":
             self.host_pid, self.child_pid = ev["host_pid"], ev["child_pid"]
             self.stage = "ready"
         elif name == "running":
@@ -233,6 +307,9 @@ class Session:
             self._finish()
 
     def _agent_gone(self) -> None:
+        if self.outcome is None and self.mode == "client":
+            self._finish()
+            return
         if self.outcome is None:
             status = self._reap_agent(block=True)
             self._record({"event": "error", "errno": status, "stage": "agent_died",
@@ -308,12 +385,16 @@ class Session:
         return {"mode": self.mode, "stage": self.stage, "argv": self.argv,
                 "host_pid": self.host_pid, "child_pid": self.child_pid,
                 "agent_pid": self.agent_pid, "namespaces": list(self.namespaces),
+                "restarts": self.restarts, "session_dir": self.session_dir,
                 "outcome": self.outcome, "started_at": self.started_at}
 
     def close(self) -> None:
-        """Kill the workload (the agent takes it down with it) and release everything."""
-        if self.outcome is None:
+        """Release the session. A detached session's agent (and workload) live on; a client
+        just disconnects; otherwise the workload is killed with its agent."""
+        if self.outcome is None and not self.detach and self.mode != "client":
             self._kill_agent()
+        else:
+            self._finish()
 
     def __enter__(self):
         return self

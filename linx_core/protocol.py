@@ -12,17 +12,21 @@ FIELD = struct.Struct("<HI")             # tag, length
 MAX_FRAME = 1 << 20
 
 # requests
-SPAWN, PROCEED, ABORT, SIGNAL = 1, 2, 3, 4
+SPAWN, PROCEED, ABORT, SIGNAL, ATTACH, INPUT, RESIZE, WAIT = range(1, 9)
 # events
-READY, RUNNING, EXITED, SIGNALED, ABORTED, ERROR, REFUSED = range(64, 71)
+READY, RUNNING, EXITED, SIGNALED, ABORTED, ERROR, REFUSED, RESTARTING, OUTPUT = range(64, 73)
 EVENT_NAMES = {READY: "ready", RUNNING: "running", EXITED: "exited", SIGNALED: "signaled",
-               ABORTED: "aborted", ERROR: "error", REFUSED: "refused"}
+               ABORTED: "aborted", ERROR: "error", REFUSED: "refused",
+               RESTARTING: "restarting", OUTPUT: "output"}
 TERMINAL = frozenset({"exited", "signaled", "aborted", "error"})
 
 # (tag, codec); codecs: "s" str, "b" bytes, "4" u32, "8" u64. Ids from PROTOCOL.md.
 REQUEST_FIELDS = {
     "argv": (1, "s"), "env": (2, "s"), "clone_flags": (3, "8"), "target_pid": (4, "4"),
-    "join_ns": (5, "8"), "signo": (20, "4"),
+    "join_ns": (5, "8"), "session_dir": (6, "s"), "detach": (7, "4"), "pty": (8, "4"),
+    "meta": (9, "s"), "restart": (10, "4"), "max_restarts": (11, "4"), "hook": (12, "s"),
+    "signo": (20, "4"), "replay": (21, "4"), "data": (22, "b"), "rows": (23, "4"),
+    "cols": (24, "4"),
     "mount_proc": (30, "4"), "hostname": (31, "s"), "lo_up": (32, "4"), "cwd": (33, "s"),
     "gid": (34, "4"), "groups": (35, "s"), "uid": (36, "4"), "cap_bounding": (37, "8"),
     "cap_sets": (38, "b"), "cap_ambient": (39, "8"), "no_new_privs": (40, "4"),
@@ -37,6 +41,8 @@ EVENT_FIELDS = {
     ABORTED: {},
     ERROR: {54: ("errno", "4", True), 55: ("stage", "s", True), 56: ("message", "s", False)},
     REFUSED: {57: ("request", "4", True), 54: ("errno", "4", True), 56: ("message", "s", True)},
+    RESTARTING: {58: ("count", "4", True), 59: ("reason", "s", True)},
+    OUTPUT: {60: ("data", "b", True)},
 }
 
 
@@ -100,7 +106,9 @@ def decode_event(frame: bytes) -> dict:
             raise ProtocolError(f"field {tag} repeated")
         raw = frame[off:off + flen]
         off += flen
-        if codec in "48":
+        if codec == "b":
+            out[name] = raw
+        elif codec in "48":
             if flen != int(codec):
                 raise ProtocolError(f"field {tag} must be {codec} bytes, got {flen}")
             out[name] = int.from_bytes(raw, "little")

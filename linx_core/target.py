@@ -39,7 +39,8 @@ class Target:
         if self.kind == "pid":
             return f"/proc/{self.value}/ns/{kind}"
         if self.kind == "session":
-            return f"/proc/{session_pid(self.value)}/ns/{kind}"
+            from .sessions import host_pid
+            return f"/proc/{host_pid(self.value)}/ns/{kind}"
         if self.kind == "netns":
             if kind != "net":
                 raise UsageError("target", f"ip netns {self.value!r} names only a network namespace")
@@ -63,30 +64,10 @@ def parse(text: str | None, where: str = "--netns") -> Target:
                                 "an ip netns name or a session name")
     if os.path.exists(f"/run/netns/{text}"):
         return Target("netns", text)
-    if os.path.exists(os.path.join(run_dir(), text)):
+    from .sessions import path
+    if os.path.exists(path(text)):
         return Target("session", text)
     raise UsageError(where, f"{text!r} is neither an ip netns name nor a linx session")
-
-
-def run_dir() -> str:
-    """Where sessions live: /run/linx for root, $XDG_RUNTIME_DIR/linx otherwise."""
-    if os.geteuid() == 0:
-        return "/run/linx"
-    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/linx-{os.geteuid()}"
-    return os.path.join(base, "linx")
-
-
-def session_pid(name: str) -> int:
-    import json
-    path = os.path.join(run_dir(), name, "state.json")
-    try:
-        with open(path) as f:
-            state = json.load(f)
-    except OSError as e:
-        raise KernelError("session", "read", path, e.errno) from None
-    if state.get("host_pid") is None or state.get("status") not in ("running", "ready"):
-        raise UsageError("target", f"session {name!r} has no running workload")
-    return int(state["host_pid"])
 
 
 def _same_as_ours(path: str, kind: str) -> bool:

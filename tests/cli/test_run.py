@@ -194,5 +194,6 @@ def test_top_level_help_matches_each_command():
     from linx_cli.main import COMMANDS
     import importlib
     for name, (module, text) in COMMANDS.items():
-        app = importlib.import_module(module).app
+        module, _, attr = module.partition(":")
+        app = getattr(importlib.import_module(module), attr or "app")
         assert app.info.help == text, name
