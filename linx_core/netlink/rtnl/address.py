@@ -80,6 +80,9 @@ def request(verb: str, index: int, subnet, *, label: str | None = None, broadcas
     """RTM_NEWADDR (NLM_F_CREATE|NLM_F_EXCL, like `ip addr add`) or RTM_DELADDR. As ip
     does, IFA_LOCAL and IFA_ADDRESS both carry the address, and 127/8 gets host scope."""
     net = Subnet(subnet, where="address")
+    if scope is not None:
+        from .names import scope as scope_number
+        scope = scope_number(scope)
     if verb == "add":
         mtype, flags = RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL
         if scope is None:
@@ -98,6 +101,11 @@ def request(verb: str, index: int, subnet, *, label: str | None = None, broadcas
         raise UsageError("label", f"{label!r} is longer than 15 bytes")
     attrs = {"local": net.address, "address": net.address, "label": label, "broadcast": broadcast}
     return mtype, flags, IFADDRMSG.pack(net.family, net.prefix, 0, scope or 0, index) + IFA.encode(attrs)
+
+
+def build(index: int, subnet, **options) -> Address:
+    """The Address an `add` would assign, as a value (a diff's desired side)."""
+    return decode(request("add", index, subnet, **options)[2])
 
 
 def add(sock: transport.Socket, index: int, subnet, **options) -> None:

@@ -92,6 +92,11 @@ def request(verb: str, ifindex: int, dst, lladdr=None, *, state: str | None = No
     return mtype, flags, body
 
 
+def build(ifindex: int, dst, lladdr, **options) -> Neighbour:
+    """The entry an `add` would install, as a value (a diff's desired side)."""
+    return decode(request("add", ifindex, dst, lladdr, **options)[2])
+
+
 def change(sock: transport.Socket, verb: str, ifindex: int, dst, lladdr=None, **options) -> None:
     try:
         transport.talk(sock, *request(verb, ifindex, dst, lladdr, **options),

@@ -188,6 +188,12 @@ def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, pro
     return mtype, flags, body
 
 
+def build(dst, **options) -> Route:
+    """The Route an `add` with these options would install, as a value (for a diff's desired
+    side): the request's own body, decoded."""
+    return decode(request("add", dst, **options)[2])
+
+
 def change(sock: transport.Socket, verb: str, dst, **options) -> None:
     """add (strict: EEXIST on a duplicate), replace (upsert), change, append or del."""
     req = request(verb, dst, **options)

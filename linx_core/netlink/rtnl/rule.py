@@ -111,6 +111,12 @@ def request(verb: str, *, src=None, dst=None, fwmark=None, fwmask=None, table=No
     return mtype, flags, body
 
 
+def build(**options) -> Rule:
+    """The rule an `add` would install, as a value (a diff's desired side). Give a priority:
+    without one the kernel picks it, and the key will not match."""
+    return decode(request("add", **options)[2])
+
+
 def _number(value, where: str, limit: int) -> int | None:
     if value is None:
         return None
