@@ -84,10 +84,9 @@ exec {LINX} run --ns user --map-auto --checkpoint '{SNAPSHOT.format(snap)}' -- t
     assert lines(snap) == [["0", "100000", "65536"], ["0", "200000", "5000"], ["deny"]]
 
 
-def test_map_auto_without_a_range_is_a_usage_error():
-    script = f"""set -e
-d=$(mktemp -d); mount -t tmpfs none $d; : > $d/empty
-mount --bind $d/empty /etc/subuid 2>/dev/null || true
+def test_map_auto_without_a_range_is_a_usage_error(tmp_path):
+    (tmp_path / "empty").write_text("")
+    script = f"""mount --bind {tmp_path}/empty /etc/subuid 2>/dev/null
 exec {LINX} run --ns user --map-auto -- true"""
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                        capture_output=True, text=True)
