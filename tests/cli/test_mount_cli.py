@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -32,6 +33,7 @@ def pid():
         except FileNotFoundError:
             pass
         assert holder.poll() is None
+        time.sleep(0.001)
     yield str(holder.pid)
     holder.kill()
     holder.wait()
