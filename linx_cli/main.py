@@ -13,6 +13,7 @@ from ._app import CONTEXT
 COMMANDS = {
     "run": ("linx_cli.run", "Spawn a workload into fresh namespaces, set it up at the checkpoint, run it."),
     "exec": ("linx_cli.exec_", "Run a command inside a running workload's namespaces and cgroup."),
+    "net": ("linx_cli.net", "Network interfaces, addresses, routes, neighbours and rules in any netns (rtnetlink)."),
     "ps": ("linx_cli.sessions:ps", "List sessions."),
     "inspect": ("linx_cli.sessions:inspect", "Show one session in detail."),
     "attach": ("linx_cli.sessions:attach", "Attach this terminal to a session's PTY (ctrl-p ctrl-q detaches)."),
