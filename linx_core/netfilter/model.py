@@ -1,0 +1,447 @@
+"""The ruleset model: tables -> chains -> rules, sets and maps, named objects, flowtables,
+as plain values. A rule is a list of statements over expressions, at the level nft's own
+syntax works (`tcp dport { 22, 80 } accept`), not kernel registers: the compiler lowers it,
+the decoder raises kernel expressions back to it, and the formatter prints it.
+
+Every node may carry a `loc` (where it was written); locations never take part in equality,
+so parse(format(x)) == x and a pulled ruleset equals the one that was pushed.
+"""
+from dataclasses import dataclass, field
+
+from . import types as T
+
+
+def _loc():
+    return field(default=None, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- expressions
+
+@dataclass(slots=True)
+class Payload:
+    """A protocol header field: `tcp dport`, `arp saddr ip`."""
+    proto: str
+    field: str
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class RawPayload:
+    """`@nh,96,32`: base (0 ll, 1 nh, 2 th), bit offset, bit length."""
+    base: int
+    offset: int
+    bits: int
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Meta:
+    key: str
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Ct:
+    key: str
+    dir: str | None = None        # "original" / "reply"
+    family: str | None = None     # "ip" / "ip6" for `ct original ip saddr`
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Fib:
+    flags: tuple                  # ("saddr", "iif"), in nft's print order
+    result: str                   # oif / oifname / type
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Numgen:
+    mode: str                     # inc / random
+    mod: int
+    offset: int = 0
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Hash:
+    kind: str                     # jhash / symhash
+    expr: object
+    mod: int
+    seed: int | None = None
+    offset: int = 0
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Concat:
+    items: tuple
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Value:
+    """A typed constant. v is an int, or a str for strings and interface names."""
+    type: T.Type
+    v: object
+    loc: object = _loc()
+
+    def __eq__(self, other):
+        return (isinstance(other, Value) and self.v == other.v
+                and self.type.name == other.type.name)
+
+    def __hash__(self):
+        return hash((self.type.name, self.v))
+
+
+@dataclass(slots=True)
+class Flags:
+    """`established,related`: a bitmask value written as a list of flags."""
+    type: T.Type
+    v: int
+    loc: object = _loc()
+
+    def __eq__(self, other):
+        return isinstance(other, Flags) and self.v == other.v and self.type.name == other.type.name
+
+
+@dataclass(slots=True)
+class Prefix:
+    value: Value
+    plen: int
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Range:
+    lo: object
+    hi: object
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Catchall:
+    """`*` as a set element: matches whatever no other element does."""
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Elem:
+    """A set element with options: `1.2.3.4 timeout 10s comment "x"`."""
+    key: object
+    timeout: int | None = None
+    expires: int | None = None
+    comment: str | None = None
+    stmts: tuple = ()
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Mapping:
+    key: object
+    data: object
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class SetLit:
+    """An anonymous set or map written inline: `{ 22, 80 }`, `{ 22 : accept }`."""
+    elems: tuple
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class SetRef:
+    name: str
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class MapExpr:
+    """`ip saddr map { ... }` / `tcp dport map @m`: a lookup that yields a value."""
+    key: object
+    mapping: object               # SetLit or SetRef
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Binop:
+    op: str                       # & | ^ << >>
+    left: object
+    right: object
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Verdict:
+    kind: str                     # accept drop continue return jump goto queue
+    chain: str | None = None
+    loc: object = _loc()
+
+
+# ---------------------------------------------------------------- statements
+
+@dataclass(slots=True)
+class Match:
+    """`left op right`; op "" is nft's implicit match (printed without an operator)."""
+    left: object
+    op: str
+    right: object
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class VerdictStmt:
+    verdict: Verdict
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Vmap:
+    """`tcp dport vmap { 22 : accept }`."""
+    key: object
+    mapping: object
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Counter:
+    packets: int | None = None
+    bytes: int | None = None
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Log:
+    prefix: str | None = None
+    level: str | None = None
+    group: int | None = None
+    snaplen: int | None = None
+    qthreshold: int | None = None
+    flags: tuple = ()
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Limit:
+    rate: int
+    unit: str                     # second minute hour day week
+    burst: int | None = None
+    bytes: bool = False           # rate in bytes (rate_unit below), else packets
+    over: bool = False
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Quota:
+    bytes: int
+    used: int = 0
+    over: bool = False
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Reject:
+    kind: str | None = None       # None, icmp, icmpv6, icmpx, tcp reset
+    code: object = None           # Value
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Nat:
+    kind: str                     # snat dnat masquerade redirect
+    family: str | None = None     # ip / ip6 when written `dnat ip to ...`
+    addr: object = None
+    port: object = None
+    flags: tuple = ()
+    concat: bool = False          # `dnat to ip daddr map { ... : addr . port }`
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class MetaSet:
+    key: str
+    expr: object
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class CtSet:
+    key: str
+    expr: object
+    dir: str | None = None
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Notrack:
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class SetStmt:
+    """`add @s { ip saddr timeout 10s limit rate 10/second }` (op add/update/delete)."""
+    op: str
+    set: str
+    key: object
+    timeout: int | None = None
+    stmts: tuple = ()
+    data: object = None           # for maps: `update @m { ip saddr : 1 }`
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Meter:
+    """The old `meter NAME { key stmt }` syntax, a dynamic set under another name."""
+    name: str
+    key: object
+    stmt: object
+    timeout: int | None = None
+    size: int | None = None
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Queue:
+    num: object = None            # Value or Range
+    flags: tuple = ()
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class FlowOffload:
+    flowtable: str
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Synproxy:
+    mss: int | None = None
+    wscale: int | None = None
+    flags: tuple = ()
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Tproxy:
+    family: str | None = None
+    addr: object = None
+    port: object = None
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Objref:
+    """`counter name "x"`, `quota name x`, `ct helper set "ftp"`, `limit name x`."""
+    kind: str                     # counter quota limit ct helper ct timeout ct expectation synproxy
+    name: object                  # str, or MapExpr for `counter name ip saddr map {...}`
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Dup:
+    addr: object = None
+    dev: object = None
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Fwd:
+    dev: object
+    family: str | None = None
+    addr: object = None
+    loc: object = _loc()
+
+
+# ---------------------------------------------------------------- containers
+
+@dataclass(slots=True)
+class Rule:
+    stmts: list
+    comment: str | None = None
+    tag: str | None = None
+    handle: int | None = field(default=None, compare=False)
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Chain:
+    name: str
+    type: str | None = None       # base chains: filter nat route
+    hook: str | None = None
+    priority: int | None = None
+    policy: str | None = None     # accept / drop
+    devices: tuple = ()
+    comment: str | None = None
+    offload: bool = False
+    rules: list = field(default_factory=list)
+    loc: object = _loc()
+
+    @property
+    def base(self) -> bool:
+        return self.hook is not None
+
+
+@dataclass(slots=True)
+class Set:
+    """A named set (kind "set"), map ("map") or dynamic meter ("meter")."""
+    name: str
+    kind: str = "set"
+    key: tuple = ()               # Types; more than one is a concatenation
+    data: object = None           # a Type or "verdict" for maps; tuple for concatenated data
+    flags: tuple = ()             # constant interval timeout dynamic
+    timeout: int | None = None
+    gc_interval: int | None = None
+    size: int | None = None
+    policy: str | None = None
+    auto_merge: bool = False
+    counter: bool = False
+    comment: str | None = None
+    elements: list = field(default_factory=list)
+    objtype: str | None = None    # maps to named objects: counter quota limit ...
+    key_typeof: tuple | None = None
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Obj:
+    """A named stateful object: counter, quota, limit, ct helper, ct timeout, ct expectation,
+    synproxy. `spec` holds the kind's fields."""
+    kind: str
+    name: str
+    spec: dict = field(default_factory=dict)
+    comment: str | None = None
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Flowtable:
+    name: str
+    hook: str = "ingress"
+    priority: int = 0
+    devices: tuple = ()
+    offload: bool = False
+    counter: bool = False
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Table:
+    family: str
+    name: str
+    flags: tuple = ()             # dormant owner persist
+    comment: str | None = None
+    chains: dict = field(default_factory=dict)
+    sets: dict = field(default_factory=dict)
+    objects: dict = field(default_factory=dict)        # (kind, name) -> Obj
+    flowtables: dict = field(default_factory=dict)
+    loc: object = _loc()
+
+
+@dataclass(slots=True)
+class Ruleset:
+    """What a file says: `flush ruleset` first or not, tables to delete, and the tables it
+    builds, in the order they first appear."""
+    flush: bool = False
+    deleted: list = field(default_factory=list)       # (family, name) to destroy
+    tables: dict = field(default_factory=dict)        # (family, name) -> Table
