@@ -15,6 +15,7 @@ ffi.cdef("""
     int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
     int linx_capget(int pid, uint32_t data[6]);
     int linx_capset(uint32_t data[6]);
+    long linx_ptrace(long request, int pid, unsigned long addr, void *data);
 """)
 ffi.set_source("linx_core._sys", r"""
     #define _GNU_SOURCE
@@ -40,6 +41,11 @@ ffi.set_source("linx_core._sys", r"""
     {
         struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
         return syscall(SYS_capset, &h, (struct __user_cap_data_struct *)data);
+    }
+    /* the raw syscall: glibc's ptrace() is variadic and rewrites PEEK* results */
+    static long linx_ptrace(long request, int pid, unsigned long addr, void *data)
+    {
+        return syscall(SYS_ptrace, request, pid, addr, data);
     }
 """)
 
