@@ -1,6 +1,5 @@
 """`linx cgroup`: cgroup v2 through its filesystem. PATH is relative to the cgroup2 mount
 (found in mountinfo) or absolute under it; anything else, v1 hierarchies included, is refused."""
-import json
 import sys
 
 import typer
@@ -23,6 +22,7 @@ def _path(text: str) -> str:
 
 
 def _dump(doc) -> None:
+    import json
     print(json.dumps(doc, indent=2))
 
 
@@ -242,16 +242,20 @@ def top(path: str = typer.Argument(".", help=PATH_HELP + " Default: the whole hi
 
 # -- `linx run --cgroup` ---------------------------------------------------
 
-def placement(path: str | None, keep: bool, flags: dict):
+def placement(path: str | None, keep: bool, flags: dict, detach: bool = False, restart: str = "no"):
     """linx run's --cgroup, --keep-cgroup and limit flags ({flag: value or None}) -> a
-    cgroup.Placement, every value checked before anything is spawned; None without --cgroup."""
+    cgroup.Placement, every value checked before anything is spawned."""
     from linx_core import cgroup
     from linx_core.errors import UsageError
     given = {flag: value for flag, value in flags.items() if value is not None}
     if path is None:
-        if given or keep:
-            raise UsageError(next(iter(given), "--keep-cgroup"), "needs --cgroup PATH")
-        return None
+        raise UsageError(next(iter(given), "--keep-cgroup"), "needs --cgroup PATH")
+    if restart != "no":
+        raise UsageError("--cgroup", "a restarted workload would not be placed again: "
+                                     "not with --restart yet")
+    if detach and not keep:
+        raise UsageError("--cgroup", "with -d linx is gone when the workload ends and cannot "
+                                     "remove the cgroup: add --keep-cgroup")
     limits = {RUN_FLAGS[flag]: cgroup.render(RUN_FLAGS[flag], value, flag) for flag, value in given.items()}
     return cgroup.Placement(cgroup.resolve(path, "--cgroup"), limits, keep)
 

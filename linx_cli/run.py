@@ -50,6 +50,16 @@ def run(
                                        help="Map root inside to linx's euid/egid (needs --ns user)."),
     map_auto: bool = typer.Option(False, "--map-auto",
                                   help="Map linx's first /etc/subuid and /etc/subgid ranges (needs --ns user)."),
+    cgroup_path: str = typer.Option(None, "--cgroup", metavar="PATH",
+                                    help="Run in this cgroup v2 (relative to the cgroup2 mount, or under it); "
+                                         "made if missing, and then removed when the workload ends."),
+    keep_cgroup: bool = typer.Option(False, "--keep-cgroup", help="Leave the cgroup --cgroup made in place."),
+    memory_max: str = typer.Option(None, "--memory-max", metavar="BYTES", help="memory.max of --cgroup (256M, 1G, max)."),
+    memory_high: str = typer.Option(None, "--memory-high", metavar="BYTES", help="memory.high of --cgroup."),
+    pids_max: str = typer.Option(None, "--pids-max", metavar="N", help="pids.max of --cgroup (a count, or max)."),
+    cpu_max: str = typer.Option(None, "--cpu-max", metavar="QUOTA[/PERIOD]",
+                                help="cpu.max of --cgroup (50ms/100ms is half a CPU; max)."),
+    cpu_weight: str = typer.Option(None, "--cpu-weight", metavar="1-10000", help="cpu.weight of --cgroup."),
 ) -> None:
     """Spawn a workload into fresh namespaces, set it up at the checkpoint, run it.
 
@@ -94,6 +104,13 @@ def run(
     if restart != "no" and steps:
         raise UsageError("--restart", "restarts replay only --checkpoint commands and child-side "
                                       "settings; --map-* host-side steps cannot be replayed yet")
+    limits = {"--memory-max": memory_max, "--memory-high": memory_high, "--pids-max": pids_max,
+              "--cpu-max": cpu_max, "--cpu-weight": cpu_weight}
+    placement = None
+    if cgroup_path is not None or keep_cgroup or any(v is not None for v in limits.values()):
+        from . import cgroup as cgroup_cli
+        placement = cgroup_cli.placement(cgroup_path, keep_cgroup, limits, detach, restart)
+        steps.append(placement.apply)
     keys = None
     if tty and not detach:
         from linx_core.tty import parse_detach_keys
@@ -119,6 +136,8 @@ def run(
         if session_name:
             sessions.remove(session_name)
         raise
+    if placement and session.outcome is not None:    # not when the workload runs on, detached
+        cgroup_cli.release(placement)
     if session_name and "running" not in [e["event"] for e in session.events_seen]:
         sessions.remove(session_name)     # it never ran: leave nothing behind
     elif detach:

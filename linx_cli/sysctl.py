@@ -1,6 +1,5 @@
 """`linx sysctl`: read and write kernel tunables (/proc/sys), on the host or inside another
 process's namespaces (--in), and apply sysctl.d files."""
-import json
 import sys
 
 import typer
@@ -19,6 +18,7 @@ def _target(text):
 
 
 def _dump(doc) -> None:
+    import json
     print(json.dumps(doc, indent=2))
 
 
