@@ -12,8 +12,8 @@ app = new_app("Run a command inside a running workload's namespaces and cgroup."
 @app.command("exec", context_settings={"allow_interspersed_args": False})
 def exec_(
     argv: list[str] = typer.Argument(..., metavar="-- COMMAND [ARG]..."),
-    target: str = typer.Option(..., "--target", "-t", metavar="PID|pid:N|SESSION",
-                               help="The process whose namespaces to join."),
+    target: str = typer.Option(..., "--target", metavar="PID|pid:N|SESSION",
+                               help="The process (or session) whose namespaces to join."),
     ns: str = typer.Option(None, "--ns", metavar="LIST",
                            help="Join only these (default: every namespace the target does not share with linx)."),
     env: list[str] = typer.Option([], "--env", "-e", metavar="KEY=VALUE", help="Set a variable (repeatable)."),
@@ -23,6 +23,11 @@ def exec_(
     user: str = typer.Option(None, "--user", "-u", metavar="UID[:GID]", help="Run as this uid/gid."),
     no_cgroup: bool = typer.Option(False, "--no-cgroup", help="Stay in linx's cgroup."),
     events: str = typer.Option(None, "--events", metavar="FILE", help="Lifecycle events as JSON lines (- for stderr)."),
+    tty: bool = typer.Option(False, "--tty", "-t", help="Give the command a terminal (PTY); without -d, attach to it now."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background as a session; print its name."),
+    name: str = typer.Option(None, "--name", help="Session name for the exec'd process (default: generated when needed)."),
+    detach_keys: str = typer.Option("ctrl-p,ctrl-q", "--detach-keys", metavar="KEYS",
+                                    help="Keys that detach from -t (none disables)."),
 ) -> None:
     """Run a command inside a running workload's namespaces and cgroup.
 
@@ -43,10 +48,30 @@ def exec_(
         if theirs != cgroup.of_pid(host_pid):
             cgroup.add_process(theirs, host_pid)
 
-    session = process.Session.enter(pid, argv, kinds, env=workload_env,
-                                    on_event=_workload.EventLog(events))
-    with session:
-        status = _workload.drive(session, settings, [], None if no_cgroup else join_cgroup)
+    keys = None
+    if tty and not detach:
+        from linx_core.tty import parse_detach_keys
+        keys = parse_detach_keys(detach_keys)
+    session_kw, session_name = {}, None
+    if tty or detach or name:      # an exec'd process is a session of its own, re-attachable
+        from linx_core import sessions
+        session_name, session_dir = sessions.create(name)
+        session_kw = dict(session_dir=session_dir, detach=tty or detach, pty=tty,
+                          meta={"name": session_name, "target": pid})
+    follow = _workload.until_running if detach else _workload.attached(keys) if tty else None
+    try:
+        session = process.Session.enter(pid, argv, kinds, env=workload_env,
+                                        on_event=_workload.EventLog(events), **session_kw)
+        with session:
+            status = _workload.drive(session, settings, [], None if no_cgroup else join_cgroup, follow)
+    except BaseException:
+        if session_name:
+            sessions.remove(session_name)
+        raise
+    if session_name and "running" not in [e["event"] for e in session.events_seen]:
+        sessions.remove(session_name)
+    elif detach:
+        print(session_name)
     sys.exit(status)
 
 

@@ -61,13 +61,16 @@ def create(name: str | None) -> tuple[str, str]:
 
 
 def agent_alive(pid: int | None) -> bool:
+    """A process named linx-agent that is not a zombie (a detached agent's parent is init,
+    which may be slow to reap it)."""
     if not pid:
         return False
     try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip() == "linx-agent"
+        with open(f"/proc/{pid}/stat") as f:
+            comm_state = f.read().rsplit(")", 1)
     except OSError:
         return False
+    return comm_state[0].endswith("(linx-agent") and comm_state[1].split()[0] != "Z"
 
 
 def read(name: str) -> dict:
