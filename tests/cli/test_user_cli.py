@@ -141,9 +141,17 @@ def test_rootless_map_root_user():
     with tempfile.TemporaryDirectory(dir="/tmp") as shared:     # reachable by uid 4242
         os.chmod(shared, 0o1777)
         snap = os.path.join(shared, "snap")
-        run = [*unprivileged_linx(drop), "run", "--ns", "user", "--map-root-user",
+        linx_as_4242 = unprivileged_linx(drop)
+        run = [*linx_as_4242, "run", "--ns", "user", "--map-root-user",
                "--checkpoint", SNAPSHOT.format(snap), "--", "id", "-u"]
         r = subprocess.run(run, capture_output=True, text=True, cwd="/",
                            env={**os.environ, "XDG_RUNTIME_DIR": shared})
         assert r.returncode == 0 and r.stdout.strip() == "0", r.stderr
         assert lines(snap) == [["0", "4242", "1"], ["0", "4242", "1"], ["deny"]]
+        # a map the kernel refuses to an unprivileged writer aborts the workload before it runs
+        marker = os.path.join(shared, "ran")
+        r = subprocess.run([*linx_as_4242, "run", "--ns", "user", "--map-uid", "0:0:1", "--",
+                            "touch", marker], capture_output=True, text=True, cwd="/",
+                           env={**os.environ, "XDG_RUNTIME_DIR": shared})
+        assert r.returncode == 125 and "set_uid_map failed" in r.stderr and "EPERM" in r.stderr, r.stderr
+        assert not os.path.exists(marker)
