@@ -240,7 +240,7 @@ def _do_mount(source, target, fstype, bits, data, create, verb, remount_bits=Non
             try:
                 _mount(None, target, None, remount_bits, None, "remount")
             except MountError:
-                _umount(target, 0)
+                _umount(target, UMOUNT_FLAGS["detach"])   # with any submounts a rec bind took
                 raise
     except MountError:
         if made:
@@ -295,7 +295,7 @@ def bind(source: str, target: str, flags=(), data: str = "", create: bool = Fals
          in_=None) -> None:
     """MS_BIND (plus MS_REC with "rec"); other flags, "ro" among them, are applied by the
     MS_REMOUNT|MS_BIND call that follows, as mount(8) does, and the bind is undone if that
-    fails."""
+    fails. That remount changes the top mount only, not the submounts "rec" brought along."""
     bits = flag_bits(flags)
     bind_bits = FLAGS["bind"] | (bits & FLAGS["rec"])
     extra = bits & ~(FLAGS["bind"] | FLAGS["rec"])
