@@ -64,12 +64,13 @@ def split(buf: bytes) -> list[Msg]:
     out = []
     off, end = 0, len(buf)
     unpack = NLMSGHDR.unpack_from
+    new = tuple.__new__
     while off + 16 <= end:
         length, mtype, flags, seq, pid = unpack(buf, off)
         if length < 16 or off + length > end:
             raise MalformedMessage(f"message length {length} at offset {off} overruns the "
                                    f"{end}-byte buffer")
-        out.append(Msg(mtype, flags, seq, pid, buf[off + 16:off + length]))
+        out.append(new(Msg, (mtype, flags, seq, pid, buf[off + 16:off + length])))
         off += (length + 3) & ~3
     return out
 
@@ -218,16 +219,27 @@ class Table:
         self.name, self.rows, self.nested_flag = name, rows, nested_flag
         self._by_id: dict | None = None
         self._by_name: dict | None = None
+        self._fast: dict | None = None
 
     def _compile(self):
-        by_id, by_name = {}, {}
+        by_id, by_name, fast = {}, {}, {}
         for aid, name, codec in self.rows:
             if aid in by_id or name in by_name:
                 raise ValueError(f"{self.name}: duplicate attribute {aid} {name!r}")
             by_id[aid] = (name, codec)
             by_name[name] = (aid, codec)
-        self._by_id, self._by_name = by_id, by_name
-        return by_id
+            # how decode() reads it: a struct in place, an address, a sibling-dependent
+            # payload, or the codec's own decode on the payload slice
+            if isinstance(codec, Scalar):
+                fast[aid] = (name, _SCALAR, codec._st.unpack_from, codec._st.size)
+            elif codec is ipaddr:
+                fast[aid] = (name, _ADDRESS, None, 0)
+            elif isinstance(codec, Dispatch):
+                fast[aid] = (name, _DISPATCH, codec, 0)
+            else:
+                fast[aid] = (name, _CODEC, codec.decode, 0)
+        self._by_id, self._by_name, self._fast = by_id, by_name, fast
+        return fast
 
     def id(self, name: str) -> int:
         if self._by_name is None:
@@ -261,25 +273,39 @@ class Table:
         return b"".join(parts)
 
     def decode(self, buf: bytes, off: int = 0, end: int | None = None) -> dict:
-        by_id = self._by_id or self._compile()
+        """The hot loop of every listing: a 100k-route dump runs it half a million times,
+        so scalars are unpacked in place and addresses built without a call."""
+        fast = self._fast or self._compile()
         out = {}
         deferred = None
         end = len(buf) if end is None else end
         unpack = NLA.unpack_from
+        get = fast.get
+        new_ip = IP.__new__
         try:
             while off + 4 <= end:
                 alen, atype = unpack(buf, off)
                 if alen < 4 or off + alen > end:
                     raise MalformedMessage(f"{self.name}: attribute {atype & NLA_TYPE_MASK} "
                                            f"length {alen} overruns its {end - off}-byte space")
-                row = by_id.get(atype & NLA_TYPE_MASK)
+                row = get(atype & NLA_TYPE_MASK)
                 if row is not None:
-                    name, codec = row
-                    if type(codec) is Dispatch:
-                        deferred = deferred or []
-                        deferred.append((name, codec, buf[off + 4:off + alen]))
+                    name, how, fn, size = row
+                    if how is _SCALAR:
+                        if alen - 4 != size:
+                            raise MalformedMessage(f"{self.name}: {name} has {alen - 4} bytes, not {size}")
+                        out[name] = fn(buf, off + 4)[0]
+                    elif how is _ADDRESS:
+                        if alen != 8 and alen != 20:
+                            raise MalformedMessage(f"{self.name}: {name} is a {alen - 4}-byte address")
+                        ip = new_ip(IP)
+                        ip.bytes = buf[off + 4:off + alen]
+                        out[name] = ip
+                    elif how is _CODEC:
+                        out[name] = fn(buf[off + 4:off + alen])
                     else:
-                        out[name] = codec.decode(buf[off + 4:off + alen])
+                        deferred = deferred or []
+                        deferred.append((name, fn, buf[off + 4:off + alen]))
                 off += (alen + 3) & ~3
             if deferred:
                 for name, codec, raw in deferred:
@@ -289,6 +315,9 @@ class Table:
         except (struct.error, ValueError, TypeError, IndexError, KeyError, RecursionError) as e:
             raise MalformedMessage(f"{self.name}: {e}") from None
         return out
+
+
+_SCALAR, _ADDRESS, _CODEC, _DISPATCH = "scalar", "address", "codec", "dispatch"
 
 
 class Array:
