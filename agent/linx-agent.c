@@ -302,6 +302,14 @@ static void child_apply(const struct msg *m, char **argv, char **envp)
 		if (chdir(cwd) < 0)
 			child_fail("chdir");
 	}
+	/* Before gid/uid: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set, which
+	 * setresuid to a non-zero uid clears (capabilities(7)). */
+	if ((f = find(m, T_CAP_BOUNDING))) {
+		uint64_t drop = get_u64(f->p);
+		for (int cap = 0; cap < 64; cap++)
+			if ((drop >> cap) & 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+				child_fail("cap_drop_bounding");
+	}
 	int uid_change = find(m, T_UID) != NULL;
 	if (uid_change && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		child_fail("setuid");
@@ -323,12 +331,6 @@ static void child_apply(const struct msg *m, char **argv, char **envp)
 		uid_t u = get_u32(f->p);
 		if (setresuid(u, u, u) < 0)
 			child_fail("setuid");
-	}
-	if ((f = find(m, T_CAP_BOUNDING))) {
-		uint64_t drop = get_u64(f->p);
-		for (int cap = 0; cap < 64; cap++)
-			if ((drop >> cap) & 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-				child_fail("cap_drop_bounding");
 	}
 	if ((f = find(m, T_CAP_SETS))) {
 		if (f->len != 24) {
