@@ -438,17 +438,6 @@ class Stats:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def __str__(self) -> str:
-        """Compact, populated fields only: cpu=12.3s mem=42MiB pids=3."""
-        parts = []
-        if self.cpu_usec is not None:
-            parts.append(f"cpu={_duration(self.cpu_usec)}")
-        if self.memory_current is not None:
-            parts.append(f"mem={human_bytes(self.memory_current)}")
-        if self.pids_current is not None:
-            parts.append(f"pids={self.pids_current}")
-        return " ".join(parts)
-
 
 _CPU_STAT = {"usage_usec": "cpu_usec", "user_usec": "cpu_user_usec",
              "system_usec": "cpu_system_usec", "nr_throttled": "cpu_nr_throttled",
@@ -493,14 +482,6 @@ def human_bytes(n: int) -> str:
     return str(n)
 
 
-def _duration(usec: int) -> str:
-    if usec < 1000:
-        return f"{usec}µs"
-    if usec < 1_000_000:
-        return f"{usec / 1000:.1f}ms"
-    return f"{usec / 1_000_000:.1f}s"
-
-
 # -- the tree --------------------------------------------------------------
 
 def tree(path: str) -> list[dict]:
@@ -515,16 +496,18 @@ def tree(path: str) -> list[dict]:
     out = []
 
     def visit(dir_: str, depth: int) -> None:
-        ev = {}
-        text = _maybe(dir_, "cgroup.events")
-        if text is not None:
-            ev = dict(line.split() for line in text.splitlines())
-        nprocs = _maybe(dir_, "cgroup.procs")
+        try:
+            ev = events(dir_)
+        except CgroupError:
+            ev = {}
+        try:
+            nprocs = len(procs(dir_))
+        except CgroupError:
+            nprocs = None       # a threaded cgroup, or removed while walking
         out.append({
-            "path": relative(dir_, base), "depth": depth,
-            "procs": len(nprocs.split()) if nprocs is not None else None,
-            "populated": bool(int(ev["populated"])) if "populated" in ev else None,
-            "frozen": bool(int(ev["frozen"])) if "frozen" in ev else None,
+            "path": relative(dir_, base), "depth": depth, "procs": nprocs,
+            "populated": bool(ev["populated"]) if "populated" in ev else None,
+            "frozen": bool(ev["frozen"]) if "frozen" in ev else None,
             "subtree_control": (_maybe(dir_, "cgroup.subtree_control") or "").split(),
         })
         try:
