@@ -111,6 +111,10 @@ class Subnet:
         bits = self.address.bits
         return ((1 << bits) - 1) ^ ((1 << (bits - self.prefix)) - 1)
 
+    def host_bits(self) -> int:
+        """The address's bits past the prefix (0 for a network address)."""
+        return int(self.address) & ~self._mask() & ((1 << self.address.bits) - 1)
+
     def network(self) -> IP:
         return IP.from_int(int(self.address) & self._mask(), self.family)
 

@@ -161,7 +161,7 @@ class _IP:
     """An address as its raw bytes; the family is the length (4 or 16)."""
 
     def encode(self, value) -> bytes:
-        return IP(value).bytes
+        return value.bytes if type(value) is IP else IP(value).bytes
 
     def decode(self, raw: bytes) -> IP:
         if len(raw) != 4 and len(raw) != 16:

@@ -103,6 +103,11 @@ def request(verb: str, index: int, subnet, *, label: str | None = None, broadcas
     return mtype, flags, IFADDRMSG.pack(net.family, net.prefix, 0, scope or 0, index) + IFA.encode(attrs)
 
 
+def with_index(body: bytes, index: int) -> bytes:
+    """A request body with the interface index set in its header (at offset 4)."""
+    return body[:4] + struct.pack("=i", index) + body[8:]
+
+
 def build(index: int, subnet, **options) -> Address:
     """The Address an `add` would assign, as a value (a diff's desired side)."""
     return decode(request("add", index, subnet, **options)[2])

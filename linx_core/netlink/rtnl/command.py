@@ -9,9 +9,10 @@ other command on its own, in order.
 from dataclasses import dataclass, field
 
 from ...errors import UsageError
-from ...ip import AF_INET, AF_INET6
+from ...ip import AF_INET, IP, MAC, Subnet
 from .. import transport
 from ..errors import NetlinkError
+from . import address, link, names, neighbour, route, rule
 
 OBJECTS = {"link": "link", "l": "link",
            "address": "addr", "addr": "addr", "a": "addr",
@@ -36,6 +37,8 @@ class Command:
     verb: str
     args: dict = field(default_factory=dict)
     where: str = ""          # "FILE:LINE" in a batch
+    request: tuple | None = None   # a change's (type, flags, body), built by parse() with
+    #                                no interface index yet: request() adds it
 
     def __str__(self) -> str:
         return f"{self.obj} {self.verb}"
@@ -83,8 +86,7 @@ def parse(words, where: str = "", family: int = 0) -> Command:
 
 
 def _name(w: _Words, key: str) -> str:
-    from .link import check_name
-    return check_name(w.value(key), w._at(key))
+    return link.check_name(w.value(key), w._at(key))
 
 
 def _parse_link(cmd: Command, w: _Words, family: int) -> None:
@@ -115,10 +117,8 @@ def _parse_link(cmd: Command, w: _Words, family: int) -> None:
         elif word in ("up", "down") and cmd.verb == "set":
             a["up"] = word == "up"
         elif word == "mtu" and cmd.verb in ("add", "set"):
-            from .link import check_mtu
-            a["mtu"] = check_mtu(w.value("mtu"), w._at("mtu"))
+            a["mtu"] = link.check_mtu(w.value("mtu"), w._at("mtu"))
         elif word in ("address", "addr") and cmd.verb in ("add", "set"):
-            from ...ip import MAC
             a["address"] = MAC(w.value("address"), w._at("address"))
         elif word == "master" and cmd.verb == "set":
             a["master"] = _name(w, "master")
@@ -135,8 +135,7 @@ def _parse_link(cmd: Command, w: _Words, family: int) -> None:
             raise UsageError(w._at("name"), "link add needs a name")
         if "kind" not in a:
             raise UsageError(w._at("type"), "link add needs a type (type veth|macvlan|ipvlan|vlan|bridge|dummy|ifb)")
-        from .link import add_request
-        _check(w, add_request, a["name"], a["kind"], parent=0 if "parent" in a else None,
+        _build(w, link.add_request, a["name"], a["kind"], parent=0 if "parent" in a else None,
                **{k: a[k] for k in ("peer", "mode", "vlan_id", "mtu", "address") if k in a})
     elif cmd.verb in ("del", "set") and "dev" not in a:
         raise UsageError(w._at("dev"), f"link {cmd.verb} needs an interface")
@@ -145,11 +144,11 @@ def _parse_link(cmd: Command, w: _Words, family: int) -> None:
                                         "(up, down, mtu, address, name, master, nomaster, netns)")
 
 
-def _check(w: _Words, build, *args, **kwargs) -> None:
-    """Build the request once at parse time, so every argument is checked before any
-    syscall; its UsageError gets this command's place."""
+def _build(w: _Words, build, *args, **kwargs) -> tuple:
+    """Build the request at parse time, so every argument is checked before any syscall
+    (its UsageError gets this command's place) and a batch builds each request once."""
     try:
-        build(*args, **kwargs)
+        return build(*args, **kwargs)
     except UsageError as e:
         if w.where and not e.where.startswith(w.where):
             raise UsageError(w._at(e.where), e.expected) from None
@@ -157,12 +156,10 @@ def _check(w: _Words, build, *args, **kwargs) -> None:
 
 
 def _checked(word: str, w: _Words, key: str) -> str:
-    from .link import check_name
-    return check_name(word, w._at(key))
+    return link.check_name(word, w._at(key))
 
 
 def _prefix(text: str, w: _Words, key: str, family: int):
-    from ...ip import Subnet
     if text in ("default", "all", "any"):
         return "default"
     net = Subnet(text, where=w._at(key))
@@ -184,8 +181,7 @@ def _parse_addr(cmd: Command, w: _Words, family: int) -> None:
         elif word == "label" and cmd.verb == "add":
             a["label"] = w.value("label")
         elif word == "scope" and cmd.verb == "add":
-            from .names import scope
-            a["scope"] = scope(w.value("scope"), w._at("scope"))
+            a["scope"] = names.scope(w.value("scope"), w._at("scope"))
         elif word == "local" or "subnet" not in a:
             text = w.value("local") if word == "local" else word
             if text == "default":
@@ -198,18 +194,15 @@ def _parse_addr(cmd: Command, w: _Words, family: int) -> None:
             raise UsageError(w._at("address"), f"addr {cmd.verb} needs an address (ADDR/PLEN)")
         if "dev" not in a:
             raise UsageError(w._at("dev"), f"addr {cmd.verb} needs dev NAME")
-        from . import address
-        _check(w, address.request, cmd.verb, 0, a["subnet"],
+        cmd.request = _build(w, address.request, cmd.verb, 0, a["subnet"],
                **{k: a[k] for k in ("broadcast", "label", "scope") if k in a})
 
 
 def _parse_route(cmd: Command, w: _Words, family: int) -> None:
     a = cmd.args
-    from . import names
     while w.more():
         word = w.next()
         if word == "via":
-            from ...ip import IP
             text = w.value("via")
             if text in ("inet", "inet6"):
                 text = w.value("via")
@@ -229,10 +222,8 @@ def _parse_route(cmd: Command, w: _Words, family: int) -> None:
         elif word == "scope" and cmd.verb != "get":
             a["scope"] = names.scope(w.value("scope"), w._at("scope"))
         elif word == "src" and cmd.verb not in ("get", "show"):
-            from ...ip import IP
             a["prefsrc"] = IP(w.value("src"), w._at("src"))
         elif word == "from" and cmd.verb == "get":
-            from ...ip import IP
             a["src"] = IP(w.value("from"), w._at("from"))
         elif word == "mark" and cmd.verb == "get":
             value = w.value("mark")
@@ -258,8 +249,7 @@ def _parse_route(cmd: Command, w: _Words, family: int) -> None:
     elif cmd.verb != "show":
         if "dst" not in a:
             raise UsageError(w._at("to"), f"route {cmd.verb} needs a destination (PREFIX or default)")
-        from . import route
-        _check(w, route.request, cmd.verb, a["dst"], family=family or None,
+        cmd.request = _build(w, route.request, cmd.verb, a["dst"], family=family or None,
                **{k: a[k] for k in ("via", "table", "protocol", "metric", "scope", "type",
                                     "prefsrc", "onlink") if k in a})
 
@@ -273,14 +263,12 @@ def _parse_neigh(cmd: Command, w: _Words, family: int) -> None:
         elif cmd.verb == "show":
             a["dev"] = _checked(word, w, "dev")
         elif word == "lladdr":
-            from ...ip import MAC
             a["lladdr"] = MAC(w.value("lladdr"), w._at("lladdr"))
         elif word == "nud":
             a["state"] = w.value("nud")
         elif word == "router":
             a["router"] = True
         elif word in ("to",) or "dst" not in a:
-            from ...ip import IP
             text = w.value("to") if word == "to" else word
             a["dst"] = IP(text, w._at("to"))
         else:
@@ -289,14 +277,12 @@ def _parse_neigh(cmd: Command, w: _Words, family: int) -> None:
         for key in ("dst", "dev"):
             if key not in a:
                 raise UsageError(w._at(key), f"neigh {cmd.verb} needs {'an address' if key == 'dst' else 'dev NAME'}")
-        from . import neighbour
-        _check(w, neighbour.request, cmd.verb, 0, a["dst"], a.get("lladdr"),
+        cmd.request = _build(w, neighbour.request, cmd.verb, 0, a["dst"], a.get("lladdr"),
                **{k: a[k] for k in ("state", "router") if k in a})
 
 
 def _parse_rule(cmd: Command, w: _Words, family: int) -> None:
     a = cmd.args
-    from . import names
     while w.more():
         word = w.next()
         if word == "from":
@@ -327,8 +313,7 @@ def _parse_rule(cmd: Command, w: _Words, family: int) -> None:
     if cmd.verb != "show":
         if not a:
             raise UsageError(w._at("rule"), f"rule {cmd.verb} needs selectors")
-        from . import rule
-        _check(w, rule.request, cmd.verb, family=family or None, **a)
+        cmd.request = _build(w, rule.request, cmd.verb, family=family or None, **a)
 
 
 _PARSERS = {"link": _parse_link, "addr": _parse_addr, "route": _parse_route,
@@ -345,7 +330,6 @@ class Links:
         self.sock, self.names = sock, None
 
     def index(self, name: str, what: str = "interface") -> int:
-        from . import link
         if self.names is None or name not in self.names:
             self.names = {l.name: l.index for l in link.list(self.sock)}
         if name not in self.names:
@@ -357,30 +341,19 @@ class Links:
 
 
 def request(cmd: Command, links: Links) -> tuple[int, int, bytes]:
-    """The rtnetlink request of a change command (not link, not show/get)."""
-    a = cmd.args
-    if cmd.obj == "addr":
-        from . import address
-        return address.request(cmd.verb, links.index(a["dev"]), a["subnet"],
-                               **{k: a[k] for k in ("broadcast", "label", "scope") if k in a})
+    """The rtnetlink request of an addr/route/neigh/rule change: parse()'s request with the
+    interface index filled in."""
+    mtype, flags, body = cmd.request
+    dev = cmd.args.get("dev")
+    if dev is None:
+        return cmd.request
     if cmd.obj == "route":
-        from . import route
-        options = {k: a[k] for k in ("via", "table", "protocol", "metric", "scope", "type",
-                                     "prefsrc", "onlink", "family") if k in a}
-        return route.request(cmd.verb, a["dst"], oif=links.index(a["dev"]) if "dev" in a else None,
-                             **options)
-    if cmd.obj == "neigh":
-        from . import neighbour
-        return neighbour.request(cmd.verb, links.index(a["dev"]), a["dst"], a.get("lladdr"),
-                                 **{k: a[k] for k in ("state", "router") if k in a})
-    if cmd.obj == "rule":
-        from . import rule
-        return rule.request(cmd.verb, **a)
-    raise ValueError(cmd.obj)
+        return mtype, flags, route.with_oif(body, links.index(dev))
+    module = address if cmd.obj == "addr" else neighbour
+    return mtype, flags, module.with_index(body, links.index(dev))
 
 
 def _sharpen(cmd: Command, e: NetlinkError) -> NetlinkError:
-    from . import address, neighbour, route
     module = {"addr": address, "route": route, "neigh": neighbour}.get(cmd.obj)
     return module.sharpen(e) if module else e
 
@@ -395,7 +368,6 @@ def _describe(cmd: Command) -> str:
 
 def run(sock, cmd: Command, links: Links | None = None):
     """Carry out one command. show/get return objects; changes return None."""
-    from . import address, link, neighbour, route, rule
     links = links or Links(sock)
     a = cmd.args
     if cmd.verb == "show":

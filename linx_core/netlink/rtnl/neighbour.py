@@ -92,6 +92,11 @@ def request(verb: str, ifindex: int, dst, lladdr=None, *, state: str | None = No
     return mtype, flags, body
 
 
+def with_index(body: bytes, index: int) -> bytes:
+    """A request body with the interface index set in its header (at offset 4)."""
+    return body[:4] + struct.pack("=i", index) + body[8:]
+
+
 def build(ifindex: int, dst, lladdr, **options) -> Neighbour:
     """The entry an `add` would install, as a value (a diff's desired side)."""
     return decode(request("add", ifindex, dst, lladdr, **options)[2])

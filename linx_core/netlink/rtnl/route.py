@@ -147,20 +147,23 @@ def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, pro
     the match beyond what was given. dst is a prefix (`10.0.0.0/24`, a bare address is a host
     route) or "default"; its family and the gateway's must agree."""
     mtype, flags = VERBS[verb]
-    gateway = None if via is None else IP(via, "via")
+    gateway = via if via is None or isinstance(via, IP) else IP(via, "via")
     if dst == "default":
         fam = gateway.family if gateway is not None else (family or AF_INET)
         net = Subnet("0.0.0.0/0" if fam == AF_INET else "::/0")
     else:
-        net = Subnet(dst, where="to")
-    if gateway is not None and gateway.family != net.family:
+        net = dst if isinstance(dst, Subnet) else Subnet(dst, where="to")
+    if gateway is not None and len(gateway.bytes) != len(net.address.bytes):
         raise UsageError("via", f"gateway {gateway} and destination {net} are not of the same "
                                 "address family")
     if family and family != net.family:
         raise UsageError("to", f"{net} is not an {'IPv4' if family == AF_INET else 'IPv6'} prefix")
-    if net.network() != net.address:
+    if net.host_bits():
         raise UsageError("to", f"{net} has host bits set (did you mean {net.network()}/{net.prefix}?)")
-    rtype = RTN_UNSPEC if verb == "del" and type is None else names.route_type(type or "unicast")
+    if type is None:
+        rtype = RTN_UNSPEC if verb == "del" else RTN_UNICAST
+    else:
+        rtype = names.route_type(type)
     table = RT_TABLE_MAIN if table is None else names.table(table)
     if table == RT_TABLE_UNSPEC:
         raise UsageError("table", "0 (unspec) is not a routing table")
@@ -198,6 +201,11 @@ def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, pro
     body = RTMSG.pack(net.family, net.prefix, 0, 0, hdr_table, proto, rscope, rtype,
                       0x4 if onlink else 0) + RTA.encode(attrs)
     return mtype, flags, body
+
+
+def with_oif(body: bytes, oif: int) -> bytes:
+    """A request body with RTA_OIF added (`dev` named in a batch, resolved at send time)."""
+    return body + RTA.encode({"oif": oif})
 
 
 def build(dst, **options) -> Route:
