@@ -25,6 +25,8 @@ COMMANDS = {
     "user": ("linx_cli.user", "User namespace identity: read or write uid/gid maps and setgroups."),
     "cgroup": ("linx_cli.cgroup", "Create, limit, freeze and inspect cgroup v2 groups."),
     "sysctl": ("linx_cli.sysctl", "Read and write kernel tunables (/proc/sys), on the host or in a namespace."),
+    "caps": ("linx_cli.caps", "Read a process's capability sets; decode capability masks."),
+    "seccomp": ("linx_cli.seccomp", "Compile, list and inspect seccomp syscall filters; import Docker profiles."),
 }
 
 

@@ -60,6 +60,23 @@ def run(
     cpu_max: str = typer.Option(None, "--cpu-max", metavar="QUOTA[/PERIOD]",
                                 help="cpu.max of --cgroup (50ms/100ms is half a CPU; max)."),
     cpu_weight: str = typer.Option(None, "--cpu-weight", metavar="1-10000", help="cpu.weight of --cgroup."),
+    cap_drop: str = typer.Option(None, "--cap-drop", metavar="LIST|all",
+                                 help="Drop these capabilities from every set, bounding included (all: every one)."),
+    cap_add: str = typer.Option(None, "--cap-add", metavar="LIST", help="Keep these despite --cap-drop (all)."),
+    cap_keep: str = typer.Option(None, "--cap-keep", metavar="LIST",
+                                 help="Keep only these: every other capability leaves the bounding, "
+                                      "permitted, effective and inheritable sets."),
+    cap_ambient: str = typer.Option(None, "--cap-ambient", metavar="LIST",
+                                    help="Raise these in the ambient set: a non-root workload keeps them across exec."),
+    seccomp_file: str = typer.Option(None, "--seccomp", metavar="FILE",
+                                     help="Install a seccomp filter: a linx spec (JSON/TOML), a Docker profile, "
+                                          "or BPF from `linx seccomp compile`."),
+    seccomp_allow: str = typer.Option(None, "--seccomp-allow", metavar="LIST",
+                                      help="Allow only these syscalls; any other kills the workload (SIGSYS)."),
+    seccomp_deny: str = typer.Option(None, "--seccomp-deny", metavar="LIST",
+                                     help="These syscalls fail with EPERM (or --seccomp-errno); the rest run."),
+    seccomp_errno: str = typer.Option(None, "--seccomp-errno", metavar="NAME",
+                                      help="The errno --seccomp-deny returns (EPERM, ENOSYS, or a number)."),
 ) -> None:
     """Spawn a workload into fresh namespaces, set it up at the checkpoint, run it.
 
@@ -111,6 +128,13 @@ def run(
         from . import cgroup as cgroup_cli
         placement = cgroup_cli.placement(cgroup_path, keep_cgroup, limits, detach, restart)
         steps.append(placement.apply)
+    if any(v is not None for v in (cap_drop, cap_add, cap_keep, cap_ambient, seccomp_file,
+                                   seccomp_allow, seccomp_deny, seccomp_errno)):
+        from . import seccomp as seccomp_cli     # child-side settings, computed last
+        privileges = seccomp_cli.privileges(cap_drop, cap_add, cap_keep, cap_ambient, seccomp_file,
+                                            seccomp_allow, seccomp_deny, seccomp_errno,
+                                            no_new_privs, settings.get("uid"))
+        steps.append(lambda pid: settings.update(privileges(pid)))
     keys = None
     if tty and not detach:
         from linx_core.tty import parse_detach_keys
