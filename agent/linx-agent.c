@@ -42,11 +42,13 @@
 #define MAX_FRAME (1u << 20)
 #define MAX_SIGNALS 64
 #define MAX_CLIENTS 64
+#define MAX_HELD 16
 #define RING_SIZE (64 * 1024)
 #define LOG_MAX (1024 * 1024)
 #define BACKLOG_MAX (4u << 20) /* stop reading the workload while a client lags this much */
 
-enum { REQ_SPAWN = 1, REQ_PROCEED, REQ_ABORT, REQ_SIGNAL, REQ_ATTACH, REQ_INPUT, REQ_RESIZE, REQ_WAIT };
+enum { REQ_SPAWN = 1, REQ_PROCEED, REQ_ABORT, REQ_SIGNAL, REQ_ATTACH, REQ_INPUT, REQ_RESIZE, REQ_WAIT,
+       REQ_HOLD };
 enum {
 	EV_READY = 64, EV_RUNNING, EV_EXITED, EV_SIGNALED, EV_ABORTED, EV_ERROR, EV_REFUSED,
 	EV_RESTARTING, EV_OUTPUT,
@@ -106,6 +108,7 @@ static const struct fieldspec *spec_for(uint8_t type)
 	case REQ_SIGNAL: return SIGNAL_FIELDS;
 	case REQ_ABORT: return NO_FIELDS;
 	case REQ_WAIT: return NO_FIELDS;
+	case REQ_HOLD: return NO_FIELDS;
 	case REQ_ATTACH: return ATTACH_FIELDS;
 	case REQ_INPUT: return INPUT_FIELDS;
 	case REQ_RESIZE: return RESIZE_FIELDS;
@@ -589,6 +592,8 @@ static struct {
 	uint8_t ring[RING_SIZE];
 	size_t ring_len, ring_pos;
 	off_t log_size;
+	int held[MAX_HELD];  /* fds kept for the workload's life (the nft owner socket) */
+	int nheld;
 } S = {.status_r = -1, .park_w = -1, .listen_fd = -1, .out_fd = -1, .log_fd = -1};
 
 static long long now_ms(void)
@@ -689,8 +694,16 @@ static void emit_simple(uint8_t type, int to)
 }
 
 /* The one terminal event of the session. */
+static void release_held(void)
+{
+	for (int i = 0; i < S.nheld; i++)
+		close(S.held[i]);
+	S.nheld = 0;
+}
+
 static void emit_terminal(struct out *o)
 {
+	release_held(); /* the workload is gone: what lived for it (owner nft tables) goes too */
 	S.last = *o;
 	S.last_set = 1;
 	S.state = S_DONE;
@@ -1180,6 +1193,21 @@ static void __attribute__((noreturn)) agent_exit(int code)
 	_exit(code);
 }
 
+static void remove_session_dir(void)
+{
+	static const char *files[] = {"ctl.sock", "state.json", ".state.json.tmp", "log", "log.1"};
+	char path[4200];
+	if (!S.dir)
+		return;
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", S.dir, files[i]);
+		unlink(path);
+	}
+	rmdir(S.dir);
+	free(S.dir);
+	S.dir = NULL;
+}
+
 static struct client *client_add(int fd, int is_owner)
 {
 	if (nclients == MAX_CLIENTS) {
@@ -1210,6 +1238,11 @@ static void client_drop(struct client *c)
 	free(c);
 	if (was_owner && !S.detach && S.state != S_DONE)
 		agent_exit(0); /* the library is gone before the end: take the workload down */
+	if (was_owner && (S.state == S_START || S.state == S_PARKED) && !S.restarts) {
+		/* gone before proceed: nobody will release the child, and it never ran */
+		remove_session_dir();
+		agent_exit(0);
+	}
 }
 
 static void handle_frame(struct client *c, const uint8_t *frame, uint32_t len)
@@ -1303,6 +1336,8 @@ static void handle_frame(struct client *c, const uint8_t *frame, uint32_t len)
 	case REQ_WAIT:
 		c->waiting = 1;
 		break;
+	case REQ_HOLD:
+		break; /* its fds were taken in client_read */
 	}
 }
 
@@ -1315,9 +1350,27 @@ static int client_read(struct client *c)
 		if (!c->in)
 			_exit(1);
 	}
-	ssize_t n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, 0);
+	/* fds come with a hold request (SCM_RIGHTS); the agent keeps them open */
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * MAX_HELD)]; } cm;
+	struct iovec iov = {c->in + c->inlen, c->incap - c->inlen};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			    .msg_controllen = sizeof cm.buf};
+	ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		int nfds = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (int i = 0; i < nfds; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+			if (S.nheld < MAX_HELD && S.state != S_DONE)
+				S.held[S.nheld++] = fd;
+			else
+				close(fd);
+		}
+	}
 	if (n <= 0)
 		return -1;
 	c->inlen += n;

@@ -154,3 +154,9 @@ def attached(detach_keys: bytes, stdin: bool = True):
         from linx_core import tty
         return tty.attach(session, detach_keys=detach_keys, stdin=stdin, replay=False)
     return follow
+
+
+def lives_on(session) -> bool:
+    """Whether a detached session's workload runs on without us (keep its directory)."""
+    return bool(session is not None and session.detach and session.outcome is None
+                and session.stage == "running")

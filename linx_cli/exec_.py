@@ -65,10 +65,11 @@ def exec_(
         with session:
             status = _workload.drive(session, settings, [], None if no_cgroup else join_cgroup, follow)
     except BaseException:
-        if session_name:
+        if session_name and not _workload.lives_on(locals().get("session")):
             sessions.remove(session_name)
         raise
-    if session_name and "running" not in [e["event"] for e in session.events_seen]:
+    if session_name and session.outcome is not None and \
+            "running" not in [e["event"] for e in session.events_seen]:
         sessions.remove(session_name)
     elif detach:
         print(session_name)

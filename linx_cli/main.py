@@ -21,6 +21,7 @@ COMMANDS = {
     "kill": ("linx_cli.sessions:kill", "Send a signal to a session's workload."),
     "wait": ("linx_cli.sessions:wait", "Wait for a session's workload to end; exit with its status."),
     "rm": ("linx_cli.sessions:rm", "Remove finished sessions (-f: kill running ones first)."),
+    "spec": ("linx_cli.spec", "Check run spec files, show their plan, print the JSON Schema."),
     "mount": ("linx_cli.mount", "Mount, bind, move, unmount and pivot the root, in any mount namespace; list mounts."),
     "user": ("linx_cli.user", "User namespace identity: read or write uid/gid maps and setgroups."),
     "cgroup": ("linx_cli.cgroup", "Create, limit, freeze and inspect cgroup v2 groups."),

@@ -157,12 +157,13 @@ def run(
         with session:
             status = _workload.drive(session, settings, checkpoint, at_checkpoint, follow)
     except BaseException:
-        if session_name:
+        if session_name and not _workload.lives_on(locals().get("session")):
             sessions.remove(session_name)
         raise
     if placement and session.outcome is not None:    # not when the workload runs on, detached
         cgroup_cli.release(placement)
-    if session_name and "running" not in [e["event"] for e in session.events_seen]:
+    if session_name and session.outcome is not None and \
+            "running" not in [e["event"] for e in session.events_seen]:
         sessions.remove(session_name)     # it never ran: leave nothing behind
     elif detach:
         print(session_name)

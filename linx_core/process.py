@@ -206,6 +206,13 @@ class Session:
     def resize(self, rows: int, cols: int) -> None:
         self._send(protocol.encode(protocol.RESIZE, [("rows", rows), ("cols", cols)]))
 
+    def hold(self, sock) -> None:
+        """Give the agent an fd to keep open until the workload ends (SCM_RIGHTS), then close
+        ours: an nft owner table lives exactly as long as its socket."""
+        fd = sock.fileno()
+        socket.send_fds(self._sock, [protocol.encode(protocol.HOLD, [])], [fd])
+        sock.close()
+
     def subscribe_wait(self) -> None:
         """Ask for the terminal event even when not attached."""
         self._send(protocol.encode(protocol.WAIT, []))

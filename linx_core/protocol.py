@@ -12,7 +12,7 @@ FIELD = struct.Struct("<HI")             # tag, length
 MAX_FRAME = 1 << 20
 
 # requests
-SPAWN, PROCEED, ABORT, SIGNAL, ATTACH, INPUT, RESIZE, WAIT = range(1, 9)
+SPAWN, PROCEED, ABORT, SIGNAL, ATTACH, INPUT, RESIZE, WAIT, HOLD = range(1, 10)
 # events
 READY, RUNNING, EXITED, SIGNALED, ABORTED, ERROR, REFUSED, RESTARTING, OUTPUT = range(64, 73)
 EVENT_NAMES = {READY: "ready", RUNNING: "running", EXITED: "exited", SIGNALED: "signaled",

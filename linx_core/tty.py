@@ -107,7 +107,10 @@ class RawMode:
 
     def __exit__(self, *exc):
         if self.saved is not None:
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            try:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            except termios.error:
+                pass          # the terminal hung up: nothing left to restore
             self.saved = None
 
 
@@ -124,8 +127,12 @@ def attach(session, stdin_fd: int = 0, stdout_fd: int = 1, detach_keys: bytes = 
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     old_wakeup = signal.set_wakeup_fd(wake_w)
 
+    stopping = []
+
     def stop(signo, _frame):
-        raise _Stop(signo)
+        if not stopping:          # once: a second SIGHUP must not break the restore
+            stopping.append(signo)
+            raise _Stop(signo)
 
     handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
     handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, lambda *_: None)
