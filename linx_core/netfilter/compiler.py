@@ -360,7 +360,7 @@ class Compiler:
         else:
             el["key"] = self.value_bytes(e, key[0])
         if value is not None:
-            el["data"] = self.data_value(value, data)
+            self.put_data(el, value, data)
         if opts is not None:
             if opts.timeout:
                 el["timeout"] = opts.timeout
@@ -372,22 +372,28 @@ class Compiler:
                 el["expr"] = self.stateful(opts.stmts[0])
         return el
 
+    def put_data(self, el, value, data):
+        if isinstance(data, str) and data != "verdict":     # an object map
+            el["objref"] = value.v
+        else:
+            el["data"] = self.data_value(value, data)
+
     def data_value(self, value, data):
         if data == "verdict":
             return self.verdict_data(value)
         if isinstance(data, str):     # an object map: the object's name
-            return {"value": value.v.encode() + b"\0"}
+            return value.v.encode() + b"\0"
         if isinstance(data, tuple):
-            return {"value": self.concat_data(value, data)}
-        return {"value": self.value_bytes(value, data)}
+            return self.concat_data(value, data)
+        return self.value_bytes(value, data)
 
-    def verdict_data(self, v: M.Verdict):
+    def verdict_data(self, v: M.Verdict) -> dict:
         if v.kind in ("jump", "goto"):
             if v.chain not in self.tbl.chains:
                 raise NftError(v.loc, f"{v.kind}: chain {v.chain} is not defined in table "
                                       f"{self.fam} {self.tbl.name}")
-            return {"verdict": {"code": VERDICT_CODES[v.kind], "chain": v.chain}}
-        return {"verdict": {"code": VERDICT_CODES[v.kind]}}
+            return {"code": VERDICT_CODES[v.kind], "chain": v.chain}
+        return {"code": VERDICT_CODES[v.kind]}
 
     def interval_elements(self, typ, elems, data, anonymous, automerge, is_map):
         """set_to_intervals() of nftables src/intervals.c: sorted, merged ranges, each a
@@ -431,27 +437,25 @@ class Compiler:
         pending = None
         for n, (lo, hi, value, opts, e) in enumerate(ranges):
             if n == 0 and lo != 0:
-                first = {"key": kbytes(0), "flags": ELEM_INTERVAL_END}
-                if value is not None:
-                    first["data"] = self.data_value(value, data)
-                out.append(first)
+                out.append({"key": kbytes(0), "flags": ELEM_INTERVAL_END})
             if pending is not None:
                 if not anonymous or pending[0] != lo:
                     out.append(pending[1])
             pending = None
             el = {"key": kbytes(lo)}
-            if value is not None:
-                el["data"] = self.data_value(value, data)
-            if opts is not None:
-                if opts.timeout:
-                    el["timeout"] = opts.timeout
-                if opts.comment is not None:
-                    el["userdata"] = udata((0, strz(opts.comment)))
+            if opts is not None and opts.timeout:
+                el["timeout"] = opts.timeout
+            ud = []
+            if opts is not None and opts.comment is not None:
+                ud.append((0, strz(opts.comment)))
             if hi != top:
-                end = {"key": kbytes(hi + 1), "flags": ELEM_INTERVAL_END}
-                if value is not None:
-                    end["data"] = self.data_value(value, data)
-                pending = (hi + 1, end)
+                pending = (hi + 1, {"key": kbytes(hi + 1), "flags": ELEM_INTERVAL_END})
+            else:       # NFTNL_SET_ELEM_F_INTERVAL_OPEN: the range runs to the end
+                ud.append((1, (1).to_bytes(4, "little")))
+            if ud:
+                el["userdata"] = udata(*ud)
+            if value is not None:
+                self.put_data(el, value, data)
             out.append(el)
         if pending is not None:
             out.append(pending[1])
@@ -551,6 +555,8 @@ class Compiler:
         t = self.type_of(e)
         if isinstance(e, M.Payload) or isinstance(e, M.RawPayload):
             return (t.bits + 7) // 8
+        if isinstance(e, M.Fib):        # fib_expr_alloc(): a u32 but for oifname
+            return 16 if e.result == "oifname" and "present" not in e.flags else 4
         return t.size
 
     def type_of(self, e):
@@ -939,7 +945,7 @@ class Compiler:
             shift = (end - start) * 8 - (base.offset - start * 8) - base.bits
             return (right.v << shift).to_bytes(end - start, "big")
         return self.value_bytes(right, typ, self.expr_len(base) if isinstance(
-            base, M.Fib) and base.result != "oifname" else None)
+            base, M.Fib) else None)
 
     def needs_hton(self, left, typ, right) -> bool:
         """Interval sets on host-order keys hold network-order keys (so ranges compare)."""
@@ -952,9 +958,7 @@ class Compiler:
 
     def s_verdict(self, s: M.VerdictStmt):
         v = s.verdict
-        d = {"dreg": REG_VERDICT}
-        d.update(self.verdict_data(v))
-        self.exprs.append({"name": "immediate", "data": d})
+        self.emit("immediate", dreg=REG_VERDICT, data=self.verdict_data(v))
 
     def s_vmap(self, s: M.Vmap):
         self.deps(s.key)

@@ -85,8 +85,8 @@ def _bitwise(d):
 
 def _immediate(d):
     s = f"reg {d['dreg']} "
-    if "verdict" in d:
-        return s + verdict_text(d["verdict"])
+    if isinstance(d["data"], dict):
+        return s + verdict_text(d["data"])
     return s + words(d["data"])
 
 
