@@ -123,9 +123,9 @@ def monitor(ctx: typer.Context,
             raise UsageError("monitor", f"{word!r} is not link, addr, route, neigh or rule")
         wanted.append(obj)
     as_json = ctx.obj["json"]
-    with rtmon.open(ctx.obj["netns"], tuple(wanted) or tuple(rtmon.GROUPS)) as sock:
-        with rtnl.open(ctx.obj["netns"]) as lsock:
-            by_index = {l.index: l for l in link.list(lsock)}
+    with rtmon.open(ctx.obj["netns"], tuple(wanted) or tuple(rtmon.GROUPS)) as sock, \
+            rtnl.open(ctx.obj["netns"]) as lsock:
+        by_index = _LinkNames(lsock)
         seen = 0
         try:
             for event in rtmon.events(sock):
@@ -141,6 +141,26 @@ def monitor(ctx: typer.Context,
                     break
         except KeyboardInterrupt:
             pass
+
+
+class _LinkNames(dict):
+    """ifindex -> Link for naming devices in events; an index not seen yet (a link made
+    after the monitor started, when link events are not watched) is looked up then."""
+
+    def __init__(self, sock):
+        from linx_core.netlink.rtnl import link
+        super().__init__((l.index, l) for l in link.list(sock))
+        self.sock = sock
+
+    def get(self, index, default=None):
+        if index not in self:
+            from linx_core.netlink.errors import NetlinkError
+            from linx_core.netlink.rtnl import link
+            try:
+                self[index] = link.get(self.sock, index)
+            except NetlinkError:
+                return default
+        return self[index]
 
 
 # --- output --------------------------------------------------------------------------------
@@ -211,8 +231,8 @@ def _event_line(event, by_index: dict, as_json: bool) -> str:
     if kind == "link":
         row = link.to_json(r, by_index)
     elif kind == "addr":
-        row = {"ifindex": r.index, "dev": by_index[r.index].name if r.index in by_index else f"if{r.index}",
-               **address.to_json(r)}
+        dev = by_index.get(r.index)
+        row = {"ifindex": r.index, "dev": dev.name if dev else f"if{r.index}", **address.to_json(r)}
     elif kind == "route":
         row = route.to_json(r, by_index, None)
     elif kind == "neigh":
