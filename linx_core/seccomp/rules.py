@@ -47,11 +47,11 @@ class Action:
         trace(N) | trap(N); an Action passes through."""
         if isinstance(text, Action):
             return text
-        raw = str(text).strip().lower()
-        kind, data = raw, None
+        raw = str(text).strip()
+        kind, data = raw.lower(), None
         if raw.endswith(")") and "(" in raw:
             kind, _, data = raw[:-1].partition("(")
-            kind = kind.strip()
+            kind = kind.strip().lower()
         if kind not in _KINDS or (data is not None and kind not in ("errno", "trace", "trap")):
             raise UsageError(where, f"bad action {text!r} (expected {', '.join(ACTION_NAMES)})")
         if kind == "errno":
