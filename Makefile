@@ -3,11 +3,12 @@
 PYTHON ?= python3
 VENV   := .venv
 APT_PACKAGES := gcc make python3-venv python3-dev iproute2 nftables libcap2-bin util-linux \
-                procps busybox-static kmod libseccomp-dev seccomp iputils-ping netcat-openbsd
+                procps busybox-static kmod libseccomp-dev seccomp iputils-ping netcat-openbsd \
+                man-db bash-completion zsh fish
 
-.PHONY: demo test setup apt venv clean
+.PHONY: demo test setup apt venv docs install-docs clean
 
-setup: apt venv
+setup: apt venv install-docs
 
 apt:
 	@if command -v apt-get >/dev/null; then \
@@ -18,6 +19,22 @@ venv:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[test]'
+
+# Regenerate man/ and completions/ from the command definitions (checked in; a test compares).
+docs:
+	$(VENV)/bin/python -m linx_cli._docs
+
+# pip install -e installs no data files (PEP 660), so link the checked-in pages and completions
+# where man, bash-completion, zsh and fish look (pip install . puts them in the venv's share/).
+SHARE := /usr/local/share
+install-docs:
+	@mkdir -p $(SHARE)/man/man1 $(SHARE)/man/man5 $(SHARE)/bash-completion/completions \
+	  $(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
+	@find $(SHARE)/man -lname '$(CURDIR)/man/*' -delete
+	@ln -sf $(CURDIR)/man/*.1 $(SHARE)/man/man1/ && ln -sf $(CURDIR)/man/*.5 $(SHARE)/man/man5/
+	@ln -sf $(CURDIR)/completions/linx.bash $(SHARE)/bash-completion/completions/linx
+	@ln -sf $(CURDIR)/completions/_linx $(SHARE)/zsh/site-functions/_linx
+	@ln -sf $(CURDIR)/completions/linx.fish $(SHARE)/fish/vendor_completions.d/linx.fish
 
 demo: setup
 	@sh examples/demo.sh $(VENV)/bin/linx
