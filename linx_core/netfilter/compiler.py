@@ -512,13 +512,24 @@ class Compiler:
 
     # ------------------------------------------------------------ rules
     def rule(self, c: M.Chain, r: M.Rule):
+        """evaluate (dependencies, protocol context) -> reduce (merge adjacent payload
+        matches) -> linearize, the order nft's evaluate.c, rule.c stmt_reduce() and
+        netlink_linearize.c apply."""
         self.what = f"rule in {self.fam} {self.tbl.name} {c.name}"
         self.exprs = []
         self.reg_low = REG_1
         self.ctx = {}
         base, desc = P.FAMILY_BASE[self.fam]
         self.ctx[base] = desc
+        self.emitting = False
+        expanded = []
         for s in r.stmts:
+            self.pre = []
+            self.evaluate(s)
+            expanded.extend(self.pre)
+            expanded.append(s)
+        self.emitting = True
+        for s in _reduce(expanded, self.fam):
             self.stmt(s)
         attrs = {"table": self.tbl.name, "chain": c.name, "expressions": self.exprs}
         comment = r.comment
@@ -527,6 +538,44 @@ class Compiler:
         if comment is not None:
             attrs["userdata"] = udata((0, strz(comment)))
         self.msgs.append(Msg("newrule", self.fam, attrs, r.loc, self.what))
+
+    def evaluate(self, s):
+        """The dependencies statement `s` needs, given what the rule established so far."""
+        k = type(s)
+        if k is M.Match:
+            self.deps(s.left)
+            if s.op in ("", "=="):
+                self.update_ctx(s.left, s.right)
+        elif k is M.Vmap or k is M.SetStmt or k is M.Meter:
+            self.deps(s.key)
+        elif k is M.Objref and isinstance(s.name, M.MapExpr):
+            self.deps(s.name.key)
+        elif k is M.MetaSet or k is M.CtSet:
+            self.deps(s.expr)
+        elif k is M.Nat:
+            for part in (s.addr, s.port):
+                if isinstance(part, M.MapExpr):
+                    self.deps(part.key)
+                elif part is not None and not isinstance(part, (M.Value, M.Range, M.Prefix)):
+                    self.deps(part)
+            if s.port is not None and s.kind in ("masquerade", "redirect") and \
+                    self.ctx.get(P.TH) is None:
+                raise NftError(s.loc, "transport protocol mapping is only valid after "
+                                      "transport protocol match")
+        elif k is M.Reject:
+            if s.kind == "tcp reset":
+                if self.ctx.get(P.TH) != "tcp":
+                    self.dep_match(M.Meta("l4proto"), T.INET_PROTO, 6)
+                    self.ctx[P.TH] = "tcp"
+            elif s.kind in ("icmp", "icmpv6") and self.fam in ("inet", "bridge", "netdev"):
+                upper = "ip" if s.kind == "icmp" else "ip6"
+                if self.ctx.get(P.NH) != upper:
+                    lower = {"inet": "inet", "bridge": "netdev", "netdev": "netdev"}[self.fam]
+                    self.add_dep(lower, upper, s)
+        elif k is M.Tproxy:
+            if self.ctx.get(P.TH) is None:
+                raise NftError(s.loc, "transparent proxy support requires transport "
+                                      "protocol match")
 
     def emit(self, name, **data):
         self.exprs.append({"name": name, "data": data})
@@ -586,6 +635,8 @@ class Compiler:
 
     def deps(self, e):
         """The protocol dependencies of `e` (payload_gen_dependency() of nft's payload.c)."""
+        if self.emitting:
+            return
         if isinstance(e, M.Payload):
             self.payload_dep(e)
         elif isinstance(e, (M.Concat,)):
@@ -649,10 +700,7 @@ class Compiler:
         self.ctx[P.PROTOS[upper].base] = upper
 
     def dep_match(self, left, typ, value):
-        sreg = self.get_reg()
-        self.load(left, sreg)
-        self.emit("cmp", sreg=_put_reg(sreg), op=0, data=value.to_bytes(typ.size, typ.order))
-        self.release()
+        self.pre.append(M.Match(left, "", M.Value(typ, value)))
 
     def update_ctx(self, left, right):
         """relational_expr_pctx_update(): `meta l4proto tcp` tells later payloads which
@@ -835,7 +883,13 @@ class Compiler:
     # -- statements
     def s_match(self, s: M.Match):
         left, right, op = s.left, s.right, s.op
-        self.deps(left)
+        if isinstance(left, _Merged):
+            sreg = self.get_reg()
+            self.emit("payload", dreg=_put_reg(sreg), base=left.base, offset=left.offset // 8,
+                      len=left.bits // 8)
+            self.emit("cmp", sreg=_put_reg(sreg), op=CMP_OPS[op], data=right)
+            self.release()
+            return
         typ = self.type_of(left)
         if isinstance(right, (M.SetLit, M.SetRef)):
             n = self.expr_len(left)
@@ -921,8 +975,6 @@ class Compiler:
             data = data[::-1]
         self.emit("cmp", sreg=_put_reg(sreg), op=CMP_OPS[op], data=data)
         self.release()
-        if op in ("", "=="):
-            self.update_ctx(left, right)
 
     def shifted(self, left, right, typ) -> bytes:
         """A constant compared with a bit field sits where the field is in the loaded bytes
@@ -1026,27 +1078,18 @@ class Compiler:
     def s_reject(self, s: M.Reject):
         fam = self.fam
         if s.kind == "tcp reset":
-            if self.ctx.get(P.TH) != "tcp":
-                self.dep_match(M.Meta("l4proto"), T.INET_PROTO, 6)
-                self.ctx[P.TH] = "tcp"
             self.emit("reject", type=1, icmp_code=0)
-            return
-        if s.kind is None:
+        elif s.kind is None:
             if fam == "ip":
                 self.emit("reject", type=0, icmp_code=3)
             elif fam == "ip6":
                 self.emit("reject", type=0, icmp_code=4)
             else:
                 self.emit("reject", type=2, icmp_code=1)
-            return
-        if s.kind == "icmpx":
+        elif s.kind == "icmpx":
             self.emit("reject", type=2, icmp_code=s.code.v)
-            return
-        upper = "ip" if s.kind == "icmp" else "ip6"
-        if fam in ("inet", "bridge", "netdev") and self.ctx.get(P.NH) != upper:
-            lower = {"inet": "inet", "bridge": "netdev", "netdev": "netdev"}[fam]
-            self.add_dep(lower, upper, s)
-        self.emit("reject", type=0, icmp_code=s.code.v)
+        else:
+            self.emit("reject", type=0, icmp_code=s.code.v)
 
     def s_nat(self, s: M.Nat):
         fam = s.family or (self.fam if self.fam in ("ip", "ip6") else None)
@@ -1068,15 +1111,6 @@ class Compiler:
             d["flags"] = flags
         regs = 0
         atype = T.IPV6 if fam == "ip6" else T.IPV4
-        for part in (s.addr, s.port):
-            if isinstance(part, M.MapExpr):
-                self.deps(part.key)
-            elif part is not None and not isinstance(part, (M.Value, M.Range, M.Prefix)):
-                self.deps(part)
-        if s.port is not None and s.kind in ("masquerade", "redirect") and \
-                self.ctx.get(P.TH) is None:
-            raise NftError(s.loc, "transport protocol mapping is only valid after transport "
-                                  "protocol match")
         if s.addr is not None:
             amin = self.get_reg()
             regs += 1
@@ -1243,9 +1277,6 @@ class Compiler:
         self.emit("synproxy", mss=s.mss or 0, wscale=s.wscale or 0, flags=flags)
 
     def s_tproxy(self, s: M.Tproxy):
-        if self.ctx.get(P.TH) is None:
-            raise NftError(s.loc, "transparent proxy support requires transport protocol "
-                                  "match")
         fam = s.family or (self.fam if self.fam in ("ip", "ip6") else None)
         d = {"family": P.FAMILIES[fam] if fam else 0}
         regs = 0
@@ -1280,6 +1311,92 @@ class Compiler:
             self.exprs.append({"name": "objref", "data": d})
             return
         self.emit("objref", imm_type=otype, imm_name=s.name)
+
+
+@dataclass(slots=True)
+class _Merged:
+    """Adjacent payload fields loaded and compared as one (payload_expr_join())."""
+    base: int
+    offset: int        # bits
+    bits: int
+    protocol: bool = False
+
+
+def _payload_span(e):
+    """(base, bit offset, bit length, is the protocol key) of a payload field."""
+    if isinstance(e, _Merged):
+        return e.base, e.offset, e.bits, e.protocol
+    desc = P.PROTOS[e.proto]
+    off, bits, _ = desc.fields[e.field]
+    key = desc.key == e.field or (e.proto in ("ip", "ip6") and e.field in ("protocol",
+                                                                          "nexthdr"))
+    return desc.base, off + desc.offset, bits, key
+
+
+def _can_merge(a, b) -> bool:
+    """payload_can_merge() of nft's payload.c."""
+    (b1, o1, l1, _), (b2, o2, l2, _) = a, b
+    if b1 != b2 or o1 + l1 != o2:
+        return False
+    if o1 % 8 or l1 % 8 or o2 % 8 or l2 % 8:
+        return False
+    total = l1 + l2
+    if total > 128:
+        return False
+    return total <= 32 or b1 == P.LL or l1 > 32 or l2 > 32
+
+
+def _reduce(stmts, family):
+    """stmt_reduce() of nft's rule.c: drop `meta protocol ip` in an ip table and merge
+    equality matches on adjacent payload fields into one load and compare."""
+    out = list(stmts)
+    run = []
+
+    def flush():
+        if len(run) > 1:
+            _merge(out, run)
+        run.clear()
+    for i, s in enumerate(stmts):
+        if not isinstance(s, M.Match):
+            flush()
+            continue
+        if not isinstance(s.right, (M.Value, M.Flags)):
+            continue
+        if isinstance(s.left, M.Payload) and s.op in ("", "==", "!="):
+            run.append(i)
+        elif isinstance(s.left, M.Meta) and s.left.key == "protocol" and s.op in ("", "=="):
+            if (family, s.right.v) in (("ip", 0x0800), ("ip6", 0x86dd)):
+                out[i] = None
+    flush()
+    return [s for s in out if s is not None]
+
+
+def _merge(out, run):
+    items = sorted(run, key=lambda i: _payload_span(out[i].left)[:2])
+    last = items[0]
+    for i in items[1:]:
+        a, b = out[last], out[i]
+        sa, sb = _payload_span(a.left), _payload_span(b.left)
+        if not _can_merge(sa, sb) or (a.op or "==") != (b.op or "=="):
+            last = i
+            continue
+        data = _field_bytes(a) + _field_bytes(b)
+        merged = _Merged(sa[0], sa[1], sa[2] + sb[2], sa[3] or sb[3])
+        keep, drop = (i, last) if sb[3] else (last, i)
+        out[keep] = M.Match(merged, a.op, data, loc=a.loc)
+        out[drop] = None
+        last = keep
+
+
+def _field_bytes(m) -> bytes:
+    if isinstance(m.left, _Merged):
+        return m.right
+    desc = P.PROTOS[m.left.proto]
+    _, bits, typ = desc.fields[m.left.field]
+    v = m.right.v
+    if isinstance(v, str):
+        return v.encode().ljust(bits // 8, b"\0")
+    return v.to_bytes(bits // 8, typ.order)
 
 
 def _swap_size(bits: int) -> int:

@@ -26,7 +26,7 @@ def format_ruleset(rs: M.Ruleset) -> str:
 def format_table(t: M.Table) -> str:
     lines = [f"table {t.family} {t.name} {{"]
     if "owner" in t.flags:
-        lines[0] += " # progname linx"
+        lines[0] += f" # progname {t.progname or 'linx'}"
     blocks = []
     head = []
     flags = [f for f in ("dormant", "owner", "persist") if f in t.flags]

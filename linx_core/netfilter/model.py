@@ -435,6 +435,7 @@ class Table:
     sets: dict = field(default_factory=dict)
     objects: dict = field(default_factory=dict)        # (kind, name) -> Obj
     flowtables: dict = field(default_factory=dict)
+    progname: str | None = field(default=None, compare=False)   # owner's name, when pulled
     loc: object = _loc()
 
 

@@ -911,7 +911,7 @@ class Parser:
             if left.key not in ("mark", "zone", "event", "secmark", "label"):
                 raise NftError(loc, f"ct {left.key} cannot be set")
             if left.key == "event":
-                return M.CtSet("event", self.value_or_flags(_CT_EVENT), left.dir, loc=loc)
+                return M.CtSet("event", self.value_or_flags(T.CT_EVENT), left.dir, loc=loc)
             typ = self.type_of(left)
             return M.CtSet(left.key, self.stmt_value(typ), left.dir, loc=loc)
         raise NftError(loc, "payload set statements (mangling): not supported by linx")
@@ -1634,12 +1634,6 @@ class Parser:
             else:
                 raise self.error(f"unexpected '{w}' in a flowtable", t)
             self.end_item()
-
-
-_CT_EVENT = T.Type("ct_event", 40, 32, kind="bitmask", fmt="0x%x", desc="conntrack event bits",
-                   symbols=(("new", 1), ("related", 2), ("destroy", 4), ("reply", 8),
-                            ("assured", 16), ("protoinfo", 32), ("helper", 64), ("mark", 128),
-                            ("seqadj", 256), ("secmark", 512), ("label", 1024)))
 
 
 def _elem_key(e):

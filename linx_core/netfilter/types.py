@@ -275,6 +275,10 @@ FIB_ADDR = _t("fib_addrtype", 38, 32, desc="fib address type", symbols=(
     ("multicast", 5), ("blackhole", 6), ("unreachable", 7), ("prohibit", 8)))
 BOOLEAN = _t("boolean", 39, 1, desc="boolean type", symbols=(
     ("exists", 1), ("missing", 0), ("true", 1), ("false", 0)))
+CT_EVENT = _t("ct_event", 40, 32, kind="bitmask", fmt="0x%x", desc="conntrack event bits",
+              symbols=(("new", 1), ("related", 2), ("destroy", 4), ("reply", 8),
+                       ("assured", 16), ("protoinfo", 32), ("helper", 64), ("mark", 128),
+                       ("seqadj", 256), ("secmark", 512), ("label", 1024)))
 IFNAME = _t("ifname", 41, 16 * 8, kind="str", desc="network interface name")
 
 # Integer fields of protocol headers, by width: integer_type with the field's size.
