@@ -59,8 +59,9 @@ def run_checkpoint_command(command: str, host_pid: int) -> int:
                           env={**os.environ, "LINX_PID": str(host_pid)}).returncode
 
 
-def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None, follow=None) -> int:
-    """ready -> host-side steps -> proceed -> follow(session) -> exit status.
+def drive(session, settings, checkpoint: list[str], at_checkpoint=None, follow=None) -> int:
+    """ready -> host-side steps -> proceed -> follow(session) -> exit status. settings: the
+    child-side settings, or a function of the host pid that computes them at the checkpoint.
     follow returns the terminal event, or None when we leave the workload running (detach);
     the default waits. SIGTERM/SIGHUP to linx go to the workload; the terminal's SIGINT
     reaches it directly."""
@@ -73,6 +74,7 @@ def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None, fo
     old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
     old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
     old[signal.SIGQUIT] = signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    child: dict = {}
     try:
         try:
             host_pid = session.wait_ready()
@@ -88,8 +90,9 @@ def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None, fo
                     if status != 0:
                         failure = f"checkpoint command {command!r} failed with status {status}"
                         break
+                child = settings(host_pid) if callable(settings) else settings
             except LinxError as e:
-                failure = f"checkpoint: {e}"
+                failure = str(e)
             if failure:
                 session.abort()
                 session.wait()
@@ -97,7 +100,7 @@ def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None, fo
                 return FAILED_BEFORE_START
             if follow is not None and session.pty:
                 session.attach()      # before proceed: not one byte of output is missed
-            session.proceed(**settings)
+            session.proceed(**child)
         outcome = follow(session) if follow is not None and host_pid is not None else session.wait()
         if outcome is None:
             return 0
@@ -105,7 +108,7 @@ def drive(session, settings: dict, checkpoint: list[str], at_checkpoint=None, fo
         for s, handler in old.items():
             signal.signal(s, handler)
     if outcome["event"] == "error":
-        print(f"linx: {error_line(outcome, session.argv[0], settings)}", file=sys.stderr)
+        print(f"linx: {error_line(outcome, session.argv[0], child)}", file=sys.stderr)
     elif outcome["event"] == "aborted":
         print("linx: the workload was aborted at the checkpoint", file=sys.stderr)
     return exit_status(outcome)

@@ -12,10 +12,6 @@ PATH_HELP = "A cgroup: relative to the cgroup2 mount, or an absolute path under 
 TIMEOUT_HELP = "Seconds to wait for the kernel to report the change in cgroup.events."
 
 # `linx run` flags for the typed limits, and the knob each sets
-RUN_FLAGS = {"--memory-max": "memory.max", "--memory-high": "memory.high",
-             "--pids-max": "pids.max", "--cpu-max": "cpu.max", "--cpu-weight": "cpu.weight"}
-
-
 def _path(text: str) -> str:
     from linx_core import cgroup
     return cgroup.resolve(text)
@@ -238,33 +234,3 @@ def top(path: str = typer.Argument(".", help=PATH_HELP + " Default: the whole hi
                 shown += 1
     except KeyboardInterrupt:
         pass
-
-
-# -- `linx run --cgroup` ---------------------------------------------------
-
-def placement(path: str | None, keep: bool, flags: dict, detach: bool = False, restart: str = "no"):
-    """linx run's --cgroup, --keep-cgroup and limit flags ({flag: value or None}) -> a
-    cgroup.Placement, every value checked before anything is spawned."""
-    from linx_core import cgroup
-    from linx_core.errors import UsageError
-    given = {flag: value for flag, value in flags.items() if value is not None}
-    if path is None:
-        raise UsageError(next(iter(given), "--keep-cgroup"), "needs --cgroup PATH")
-    if restart != "no":
-        raise UsageError("--cgroup", "a restarted workload would not be placed again: "
-                                     "not with --restart yet")
-    if detach and not keep:
-        raise UsageError("--cgroup", "with -d linx is gone when the workload ends and cannot "
-                                     "remove the cgroup: add --keep-cgroup")
-    limits = {RUN_FLAGS[flag]: cgroup.render(RUN_FLAGS[flag], value, flag) for flag, value in given.items()}
-    return cgroup.Placement(cgroup.resolve(path, "--cgroup"), limits, keep)
-
-
-def release(p) -> None:
-    """After the workload: remove the cgroup linx run made. A failure (something the workload
-    left behind still runs there) is a warning: the exit status stays the workload's."""
-    from linx_core.errors import LinxError
-    try:
-        p.release()
-    except LinxError as e:
-        print(f"linx: warning: {e}", file=sys.stderr)

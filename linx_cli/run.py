@@ -11,19 +11,23 @@ app = new_app("Spawn a workload into fresh namespaces, set it up at the checkpoi
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def run(
-    argv: list[str] = typer.Argument(..., metavar="-- COMMAND [ARG]...",
+    argv: list[str] = typer.Argument(None, metavar="-- COMMAND [ARG]...",
                                      help="The workload; searched in its PATH when it has no slash."),
-    ns: str = typer.Option("", "--ns", metavar="LIST",
+    spec_file: str = typer.Option(None, "--spec", metavar="FILE",
+                                  help="A run spec (TOML or JSON) saying everything below; flags override it."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print every step in the order it would run, and stop."),
+    json_: bool = typer.Option(False, "--json", help="With --dry-run: the plan as JSON."),
+    ns: str = typer.Option(None, "--ns", metavar="LIST",
                            help="Fresh namespaces: comma list of net,pid,mount,uts,ipc,user,cgroup,time, or all."),
     hostname: str = typer.Option(None, "--hostname", help="Hostname inside (needs --ns uts)."),
     cwd: str = typer.Option(None, "--cwd", help="Working directory of the workload."),
-    no_lo: bool = typer.Option(False, "--no-lo", help="Leave lo down in a new net namespace (unshare's default)."),
+    no_lo: bool = typer.Option(None, "--no-lo", help="Leave lo down in a new net namespace (unshare's default)."),
     env: list[str] = typer.Option([], "--env", "-e", metavar="KEY=VALUE",
                                   help="Set a variable (repeatable); KEY alone copies it from linx's environment."),
-    clear_env: bool = typer.Option(False, "--clear-env", help="Start from an empty environment."),
+    clear_env: bool = typer.Option(None, "--clear-env", help="Start from an empty environment."),
     user: str = typer.Option(None, "--user", "-u", metavar="UID[:GID]",
                              help="Run as this uid/gid (supplementary groups cleared)."),
-    no_new_privs: bool = typer.Option(False, "--no-new-privs", help="Set PR_SET_NO_NEW_PRIVS before exec."),
+    no_new_privs: bool = typer.Option(None, "--no-new-privs", help="Set PR_SET_NO_NEW_PRIVS before exec."),
     mount_proc: bool = typer.Option(False, "--mount-proc",
                                     help="Mount a fresh /proc (needs --ns pid,mount)."),
     events: str = typer.Option(None, "--events", metavar="FILE",
@@ -53,7 +57,7 @@ def run(
     cgroup_path: str = typer.Option(None, "--cgroup", metavar="PATH",
                                     help="Run in this cgroup v2 (relative to the cgroup2 mount, or under it); "
                                          "made if missing, and then removed when the workload ends."),
-    keep_cgroup: bool = typer.Option(False, "--keep-cgroup", help="Leave the cgroup --cgroup made in place."),
+    keep_cgroup: bool = typer.Option(None, "--keep-cgroup", help="Leave the cgroup --cgroup made in place."),
     memory_max: str = typer.Option(None, "--memory-max", metavar="BYTES", help="memory.max of --cgroup (256M, 1G, max)."),
     memory_high: str = typer.Option(None, "--memory-high", metavar="BYTES", help="memory.high of --cgroup."),
     pids_max: str = typer.Option(None, "--pids-max", metavar="N", help="pids.max of --cgroup (a count, or max)."),
@@ -83,58 +87,52 @@ def run(
     Exit status: the workload's own; 128+N when killed by signal N; 125 when linx failed
     before the workload started; 126 when it could not be executed; 127 when not found.
     """
-    from linx_core import process
+    from linx_core import process, spec
     from linx_core.errors import UsageError
 
     from . import _workload
 
-    kinds = process.parse_namespaces(ns, "--ns")
-    if hostname is not None and "uts" not in kinds:
-        raise UsageError("--hostname", "needs a new UTS namespace (--ns uts), or it would rename the host")
-    if mount_proc and not {"pid", "mnt"} <= set(kinds):
-        raise UsageError("--mount-proc", "needs new pid and mount namespaces (--ns pid,mount)")
-    steps = []   # host-side steps at the checkpoint, in ARCHITECTURE.md's order
-    setgroups_denied = False
-    if map_uid or map_gid or map_root_user or map_auto:
-        if "user" not in kinds:
-            raise UsageError("--map-uid/--map-gid/--map-root-user/--map-auto",
-                             "needs a new user namespace (--ns user)")
-        from linx_core import user as userns
-        uid_map, gid_map = userns.plan(map_uid, map_gid, map_root_user, map_auto)
-        steps.append(lambda pid: userns.setup_maps(pid, uid_map or None, gid_map or None))
-        setgroups_denied = bool(gid_map)
-
-    def at_checkpoint(host_pid: int) -> None:
-        for step in steps:
-            step(host_pid)
-
-    settings = {"hostname": hostname, "cwd": cwd, "no_new_privs": no_new_privs,
-                "mount_proc": mount_proc, "lo_up": "net" in kinds and not no_lo,
-                **_workload.parse_user(user)}
-    if setgroups_denied:   # deny comes before gid_map: --user keeps the groups it cannot clear
-        settings.pop("groups", None)
-    workload_env = _workload.parse_env(env, None if clear_env else process._env_list(None))
+    flags = {"namespaces": ns and process.parse_namespaces(ns, "--ns"), "hostname": hostname,
+             "cwd": cwd, "clear_env": clear_env, "run_as": user, "no_new_privs": no_new_privs,
+             "env": dict(e.split("=", 1) for e in _workload.parse_env(env, None)) or None,
+             "net": {"lo": False} if no_lo else None,
+             "user": _drop_none({"uid": map_uid or None, "gid": map_gid or None,
+                                 "root": map_root_user or None, "auto": map_auto or None}),
+             "cgroup": _drop_none({"path": cgroup_path, "keep": keep_cgroup, "memory_max": memory_max,
+                                   "memory_high": memory_high, "pids_max": pids_max,
+                                   "cpu_max": cpu_max, "cpu_weight": _int(cpu_weight, "--cpu-weight")}),
+             "caps": _drop_none({"drop": _items(cap_drop), "add": _items(cap_add),
+                                 "keep": _items(cap_keep), "ambient": _items(cap_ambient)}),
+             "seccomp": _drop_none({"profile": seccomp_file, "allow": _items(seccomp_allow),
+                                    "deny": _items(seccomp_deny), "errno": seccomp_errno})}
+    doc = spec.load(spec_file) if spec_file else {}
+    doc = spec.merge(doc, _drop_none(flags))
+    doc["hooks"] = doc.get("hooks", []) + list(checkpoint)
+    if mount_proc:
+        if not {"pid", "mnt"} <= set(doc.get("namespaces") or []):
+            raise UsageError("--mount-proc", "needs new pid and mount namespaces (--ns pid,mount)")
+        if not any(m.get("type") == "proc" for m in doc.get("mounts", []) if isinstance(m, dict)):
+            doc["mounts"] = doc.get("mounts", []) + [{"type": "proc"}]
+    try:
+        plan = spec.plan(doc, spec_file or "linx run", argv=argv or None)
+    except spec.SpecError as e:
+        raise _as_flags(e, _drop_none(flags), spec_file) from None
+    if dry_run:
+        from .spec import show_plan
+        show_plan(plan, json_)
+        return
     if restart not in process.RESTART:
         raise UsageError("--restart", f"{restart!r}: expected no, on-failure or always")
     if max_restarts < 0:
         raise UsageError("--max-restarts", f"{max_restarts}: expected 0 or more")
-    if restart != "no" and steps:
-        raise UsageError("--restart", "restarts replay only --checkpoint commands and child-side "
-                                      "settings; --map-* host-side steps cannot be replayed yet")
-    limits = {"--memory-max": memory_max, "--memory-high": memory_high, "--pids-max": pids_max,
-              "--cpu-max": cpu_max, "--cpu-weight": cpu_weight}
-    placement = None
-    if cgroup_path is not None or keep_cgroup or any(v is not None for v in limits.values()):
-        from . import cgroup as cgroup_cli
-        placement = cgroup_cli.placement(cgroup_path, keep_cgroup, limits, detach, restart)
-        steps.append(placement.apply)
-    if any(v is not None for v in (cap_drop, cap_add, cap_keep, cap_ambient, seccomp_file,
-                                   seccomp_allow, seccomp_deny, seccomp_errno)):
-        from . import seccomp as seccomp_cli     # child-side settings, computed last
-        privileges = seccomp_cli.privileges(cap_drop, cap_add, cap_keep, cap_ambient, seccomp_file,
-                                            seccomp_allow, seccomp_deny, seccomp_errno,
-                                            no_new_privs, settings.get("uid"))
-        steps.append(lambda pid: settings.update(privileges(pid)))
+    replayable = all(step.key.startswith("hooks[") for step in plan.steps)
+    if restart != "no" and not replayable:
+        raise UsageError("--restart", "a restart replays the clone, the child-side settings and the "
+                                      "--checkpoint commands; host-side steps (maps, cgroup, network, "
+                                      "mounts, sysctls) cannot be replayed yet")
+    if detach and plan.cleanup and not doc.get("cgroup", {}).get("keep"):
+        raise UsageError("--cgroup", "with -d linx is gone when the workload ends and cannot "
+                                     "remove the cgroup: add --keep-cgroup (cgroup.keep)")
     keys = None
     if tty and not detach:
         from linx_core.tty import parse_detach_keys
@@ -146,25 +144,77 @@ def run(
         session_name, session_dir = sessions.create(name)
         session_kw = dict(session_dir=session_dir, detach=detach or tty, pty=tty,
                           meta={"name": session_name}, restart=restart,
-                          max_restarts=max_restarts, hooks=checkpoint)
+                          max_restarts=max_restarts, hooks=doc["hooks"])
     follow = None
     if detach:
         follow = _workload.until_running
     elif tty:
         follow = _workload.attached(keys)
     try:
-        session = process.Session.spawn(argv, kinds, env=workload_env, on_event=log, **session_kw)
+        session = process.Session.spawn(plan.argv, plan.namespaces, env=plan.env, on_event=log,
+                                        **session_kw)
         with session:
-            status = _workload.drive(session, settings, checkpoint, at_checkpoint, follow)
+            status = _workload.drive(session, lambda pid: spec.child_settings(plan, pid), [],
+                                     lambda pid: spec.apply(plan, pid, session), follow)
     except BaseException:
         if session_name and not _workload.lives_on(locals().get("session")):
             sessions.remove(session_name)
         raise
-    if placement and session.outcome is not None:    # not when the workload runs on, detached
-        cgroup_cli.release(placement)
+    if session.outcome is not None:       # not when the workload runs on, detached
+        for warning in spec.finish(plan):
+            print(f"linx: warning: {warning}", file=sys.stderr)
     if session_name and session.outcome is not None and \
             "running" not in [e["event"] for e in session.events_seen]:
         sessions.remove(session_name)     # it never ran: leave nothing behind
     elif detach:
         print(session_name)
     sys.exit(status)
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None and v != {}}
+
+
+def _items(text: str | None) -> list[str] | None:
+    """A comma list flag -> a list (the spec's form)."""
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _int(text: str | None, where: str) -> int | None:
+    if text is None:
+        return None
+    if not text.strip().isdigit():
+        from linx_core.errors import UsageError
+        raise UsageError(where, f"{text!r}: expected an integer")
+    return int(text)
+
+
+# spec key -> the flag that sets it, so an error in a value given on the command line names
+# the flag the user typed
+FLAG_OF = {"namespaces": "--ns", "hostname": "--hostname", "cwd": "--cwd", "env": "--env",
+           "run_as": "--user", "user": "--map-uid/--map-gid/--map-root-user/--map-auto",
+           "user.uid": "--map-uid", "user.gid": "--map-gid", "cgroup.keep": "--keep-cgroup",
+           "cgroup.path": "--cgroup", "cgroup.memory_max": "--memory-max",
+           "cgroup.memory_high": "--memory-high", "cgroup.pids_max": "--pids-max",
+           "cgroup.cpu_max": "--cpu-max", "cgroup.cpu_weight": "--cpu-weight", "cgroup": "--cgroup",
+           "caps": "--cap-drop/--cap-add/--cap-keep/--cap-ambient",
+           "seccomp": "--seccomp/--seccomp-allow/--seccomp-deny/--seccomp-errno",
+           "argv": "COMMAND"}
+
+
+def _as_flags(e, flags: dict, spec_file: str | None):
+    """Rewrite `key: why` lines whose key came from a flag into `--flag: why`."""
+    from linx_core.errors import UsageError
+    lines = []
+    for err in e.errors:
+        key, _, why = err.partition(": ")
+        top = key.split("[")[0]
+        section = top.split(".")[0]
+        flag = FLAG_OF.get(top) or FLAG_OF.get(section)
+        if flag and (section in flags or section == "argv" or spec_file is None):
+            lines.append(f"{flag}: {why}")
+        else:
+            lines.append(f"{spec_file or 'linx run'}: {err}")
+    out = UsageError("", "\n".join(lines))
+    out.errors = lines
+    return out

@@ -213,6 +213,8 @@ class Plan:
     argv: list[str]
     env: list[str] | None
     settings: dict
+    cap_plan: object = None
+    seccomp_plan: object = None
     steps: list[Step] = field(default_factory=list)
     child_steps: list[Step] = field(default_factory=list)
     cleanup: list = field(default_factory=list)     # fn() run after the workload ended
@@ -241,7 +243,7 @@ def plan(doc: dict, source: str = "spec", argv=None) -> Plan:
     settings: dict = {}
     if doc.get("hostname") is not None:
         if "uts" not in kinds:
-            check.errors.append("hostname: needs the uts namespace")
+            check.errors.append("hostname: needs a new UTS namespace (--ns uts), or it would rename the host")
         settings["hostname"] = doc["hostname"]
     if doc.get("cwd") is not None:
         settings["cwd"] = doc["cwd"]
@@ -285,11 +287,15 @@ def _plan_user(doc, kinds, p: Plan, check: _Collect) -> None:
     if not u:
         return
     if "user" not in kinds:
-        check.errors.append("user: maps need the user namespace")
+        check.errors.append("user: maps need a new user namespace (--ns user)")
         return
     from . import user
-    maps = check("user", user.plan, u.get("uid", []), u.get("gid", []), u.get("root", False),
-                 u.get("auto", False))
+    try:
+        maps = user.plan(u.get("uid", []), u.get("gid", []), u.get("root", False), u.get("auto", False))
+    except UsageError as e:
+        key = {"--map-uid": "user.uid", "--map-gid": "user.gid"}.get(e.where, "user")
+        check.errors.append(f"{key}: {e.expected}")
+        maps = None
     if maps:
         uid_map, gid_map = maps
         if gid_map:
@@ -297,8 +303,9 @@ def _plan_user(doc, kinds, p: Plan, check: _Collect) -> None:
 
         def apply(ctx):
             user.setup_maps(ctx.pid, uid_map or None, gid_map or None)
-        p.steps.append(Step("user", f"write uid_map {user.render(uid_map)!r}, setgroups deny, "
-                                    f"gid_map {user.render(gid_map)!r}", apply))
+        shown = lambda maps: " ".join(f"{m.inside}:{m.outside}:{m.length}" for m in maps) or "-"
+        p.steps.append(Step("user", f"uid_map {shown(uid_map)}; setgroups deny; gid_map {shown(gid_map)}",
+                            apply))
 
 
 CGROUP_KNOBS = {"memory_max": "memory.max", "memory_high": "memory.high",
@@ -312,7 +319,8 @@ def _plan_cgroup(doc, p: Plan, check: _Collect) -> None:
         return
     from . import cgroup
     if "path" not in c:
-        check.errors.append("cgroup.path: required (the cgroup to run in)")
+        first = next((k for k in c if k != "keep"), "keep")
+        check.errors.append(f"cgroup.{first}: needs --cgroup PATH (cgroup.path, the cgroup to run in)")
         return
     path = check("cgroup.path", cgroup.resolve, c["path"], "cgroup.path")
     limits = {}
@@ -323,14 +331,14 @@ def _plan_cgroup(doc, p: Plan, check: _Collect) -> None:
                 limits[knob] = text
     if path is None:
         return
-    placement = cgroup.Placement.__new__(cgroup.Placement)
-    placement.path, placement.keep, placement.created, placement.limits = path, c.get("keep", False), False, limits
+    placement = cgroup.Placement(path, limits, c.get("keep", False))
 
     def apply(ctx):
         placement.apply(ctx.pid)
         return placement._remove
     shown = ", ".join(f"{k}={v}" for k, v in limits.items())
-    p.steps.append(Step("cgroup", f"cgroup {path}{' (' + shown + ')' if shown else ''}, move the workload in", apply))
+    p.steps.append(Step("cgroup", f"cgroup {path}{' (' + shown + ')' if shown else ''}, "
+                                  "move the workload in", apply))
     p.cleanup.append(placement.release)
 
 
@@ -617,7 +625,8 @@ def _plan_sysctl(doc, kinds, p: Plan, check: _Collect) -> None:
         texts[k] = v
 
     def apply(ctx):
-        sysctl.write_many(texts, target=f"pid:{ctx.pid}")
+        from . import target
+        sysctl.write_many(texts, target=target.parse(f"pid:{ctx.pid}"))
     if texts:
         p.steps.append(Step("sysctl", ", ".join(f"{k}={v}" for k, v in texts.items()), apply))
 
@@ -634,50 +643,64 @@ def _plan_hooks(doc, p: Plan) -> None:
 
 
 def _plan_child(doc, p: Plan, check: _Collect) -> None:
-    """Child-side: hostname, caps, no_new_privs, seccomp, applied by the agent's child last."""
+    """Child-side: hostname, caps, no_new_privs, seccomp, applied by the agent's child last.
+    Validated here; resolved against the parked child in child_settings()."""
     if "hostname" in p.settings:
         p.child_steps.append(Step("hostname", f"sethostname {p.settings['hostname']}", phase="child"))
-    caps, seccomp = doc.get("caps"), doc.get("seccomp")
-    cap_plan = None
-    if caps:
-        from . import capabilities
-        drop = caps.get("drop")
-        if drop == ["all"]:
-            drop = "all"
-        cap_plan = check("caps", capabilities.plan, drop, caps.get("add"), caps.get("keep"), caps.get("ambient"))
-        if cap_plan is not None:
-            p.child_steps.append(Step("caps", "bounding, permitted/effective/inheritable, ambient", phase="child"))
-    if p.settings.get("no_new_privs"):
+    caps, filt = doc.get("caps") or {}, doc.get("seccomp") or {}
+    p.cap_plan = p.seccomp_plan = None
+    if not caps and not filt:
+        if p.settings.get("no_new_privs"):
+            p.child_steps.append(Step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", phase="child"))
+        return
+    from . import capabilities, seccomp
+    drop = caps.get("drop")
+    cap_plan = check("caps", capabilities.plan, "all" if drop == ["all"] else drop, caps.get("add"),
+                     caps.get("keep"), caps.get("ambient"))
+    nnp = bool(p.settings.get("no_new_privs"))
+    sec_plan = check("seccomp", seccomp.plan, filt.get("profile"), filt.get("allow"),
+                     filt.get("deny"), filt.get("errno"), nnp) if filt else None
+    if cap_plan is None or (filt and sec_plan is None):
+        return
+    if sec_plan is not None and not nnp:
+        # what the kernel would refuse (EACCES), said before anything runs
+        sys_admin = 1 << capabilities.BITS["cap_sys_admin"]
+        dropped = (cap_plan.keep is not None and not cap_plan.keep & sys_admin) or \
+            (cap_plan.drop_all and not cap_plan.add & sys_admin) or cap_plan.drop & sys_admin
+        if dropped or (p.settings.get("uid") and cap_plan.empty):
+            check.errors.append("seccomp: installing a filter without no_new_privs (--no-new-privs) "
+                                "needs CAP_SYS_ADMIN, which the workload will not have")
+            return
+    if not cap_plan.empty:
+        p.child_steps.append(Step("caps", "bounding set, then permitted/effective/inheritable, "
+                                          "then ambient", phase="child"))
+    if nnp:
         p.child_steps.append(Step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)", phase="child"))
-    sec_plan = None
-    if seccomp:
-        from . import seccomp as sc
-        profile = seccomp.get("profile")
-        sec_plan = check("seccomp", sc.plan, profile, seccomp.get("allow"), seccomp.get("deny"),
-                         seccomp.get("errno"), bool(p.settings.get("no_new_privs")))
-        if sec_plan is not None:
-            p.child_steps.append(Step("seccomp", "install the filter (last, before execve)", phase="child"))
+    if sec_plan is not None:
+        p.child_steps.append(Step("seccomp", "install the filter (last, before execve)", phase="child"))
     p.cap_plan, p.seccomp_plan = cap_plan, sec_plan
 
 
 def child_settings(p: Plan, pid: int) -> dict:
-    """The child-side settings for the parked child `pid`: caps resolved against what it
-    starts with; the seccomp filter compiled for it."""
+    """The child-side settings for the parked child `pid`: the cap masks from the sets it
+    starts with; then the filter, a Docker profile's includes/excludes seeing the caps it
+    keeps, the exec gate reading its mappings."""
     settings = dict(p.settings)
-    cap_plan, sec_plan = getattr(p, "cap_plan", None), getattr(p, "seccomp_plan", None)
-    if cap_plan is None and sec_plan is None:
+    cap_plan, sec_plan = p.cap_plan, p.seccomp_plan
+    if cap_plan is None:
         return settings
     from . import capabilities
     state = capabilities.read(pid)
-    if cap_plan is not None:
-        settings.update(cap_plan.settings(state))
+    settings.update(cap_plan.settings(state))
     if sec_plan is not None:
-        kept = cap_plan.target(state) if cap_plan is not None else state.bounding
-        effective = cap_plan.effective_after(state) if cap_plan is not None else state.effective
-        sys_admin = bool(effective >> 21 & 1)
-        settings.update({k: v for k, v in sec_plan.settings(pid, set(
-            "CAP_" + n.upper().removeprefix("CAP_") for n in capabilities.names(kept)), sys_admin).items()
-            if v is not None})
+        if cap_plan.empty:
+            bounding = state.bounding
+            effective = 0 if settings.get("uid") else state.effective   # setresuid clears it
+        else:
+            bounding, effective = cap_plan.target(state), cap_plan.effective_after(state)
+        names = {n.upper() for n in capabilities.names(bounding)}
+        sys_admin = 1 << capabilities.BITS["cap_sys_admin"]
+        settings.update(sec_plan.settings(pid, names, bool(effective & sys_admin)))
     return settings
 
 
@@ -713,10 +736,12 @@ def apply(p: Plan, pid: int, session=None) -> None:
             if fail == step.key:
                 raise LinxError("failure injected by LINX_FAIL_STEP")
             u = step.apply(ctx)
-        except (LinxError, OSError) as e:
+        except BaseException as e:       # whatever it was, nothing done so far stays
             for fn in reversed(undo):
                 _quiet(fn)
-            raise CheckpointError(step.key, e) from None
+            if isinstance(e, (LinxError, OSError)):
+                raise CheckpointError(step.key, e) from None
+            raise
         if u is not None:
             undo.append(u)
 

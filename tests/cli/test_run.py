@@ -113,7 +113,7 @@ def test_checkpoint_abort_means_the_child_never_runs(tmp_path):
     marker = tmp_path / "marker"
     r = linx("run", "--ns", "net", "--checkpoint", "exit 3", "--", "touch", marker)
     assert r.returncode == 125
-    assert "checkpoint command 'exit 3' failed with status 3" in r.stderr
+    assert 'checkpoint step "hooks[0]" failed: hook \'exit 3\' exited with status 3' in r.stderr
     assert not marker.exists()
 
 
