@@ -96,11 +96,11 @@ class Subnet:
             prefix = int(plen)
         else:
             address = IP(value, where)
+        bits = len(address.bytes) * 8
         if prefix is None:
-            prefix = address.bits
-        if not 0 <= prefix <= address.bits:
-            raise UsageError(where, f"prefix length {prefix} is out of range 0..{address.bits} "
-                                    f"for {address}")
+            prefix = bits
+        if not 0 <= prefix <= bits:
+            raise UsageError(where, f"prefix length {prefix} is out of range 0..{bits} for {address}")
         self.address, self.prefix = address, int(prefix)
 
     @property
@@ -113,7 +113,8 @@ class Subnet:
 
     def host_bits(self) -> int:
         """The address's bits past the prefix (0 for a network address)."""
-        return int(self.address) & ~self._mask() & ((1 << self.address.bits) - 1)
+        raw = self.address.bytes
+        return int.from_bytes(raw, "big") & ((1 << (len(raw) * 8 - self.prefix)) - 1)
 
     def network(self) -> IP:
         return IP.from_int(int(self.address) & self._mask(), self.family)

@@ -220,6 +220,7 @@ class Table:
         self._by_id: dict | None = None
         self._by_name: dict | None = None
         self._fast: dict | None = None
+        self._enc: dict | None = None
 
     def _compile(self):
         by_id, by_name, fast = {}, {}, {}
@@ -249,28 +250,41 @@ class Table:
     def encode(self, values: dict) -> bytes:
         """Attributes in the dict's order; a None value is left off the wire. An int key is
         a raw attribute id whose value is already-encoded bytes."""
-        if self._by_name is None:
-            self._compile()
-        by_name = self._by_name
+        enc = self._enc or self._compile_encode()
+        pack = NLA.pack
         parts = []
         for name, value in values.items():
             if value is None:
                 continue
-            if isinstance(name, int):
+            if type(name) is int:
                 aid, payload = name, bytes(value)
             else:
-                aid, codec = by_name[name]
-                if isinstance(codec, Dispatch):
-                    codec = codec.pick(values)
-                payload = codec.encode(value)
-                if getattr(codec, "nested_flag", False):
-                    aid |= NLA_F_NESTED
+                aid, encode, dispatch = enc[name]
+                if dispatch is not None:
+                    codec = dispatch.pick(values)
+                    encode = codec.encode
+                    if getattr(codec, "nested_flag", False):
+                        aid |= NLA_F_NESTED
+                payload = encode(value)
             length = 4 + len(payload)
-            parts.append(NLA.pack(length, aid))
+            parts.append(pack(length, aid))
             parts.append(payload)
             if length & 3:
-                parts.append(b"\0" * (align(length) - length))
+                parts.append(_PAD[4 - (length & 3)])
         return b"".join(parts)
+
+    def _compile_encode(self) -> dict:
+        """name -> (attribute type with NLA_F_NESTED when due, encode function, Dispatch)."""
+        enc = {}
+        for aid, name, codec in self.rows:
+            if isinstance(codec, Dispatch):
+                enc[name] = (aid, None, codec)
+            else:
+                encode = codec._st.pack if isinstance(codec, Scalar) else codec.encode
+                enc[name] = (aid | (NLA_F_NESTED if getattr(codec, "nested_flag", False) else 0),
+                             encode, None)
+        self._enc = enc
+        return enc
 
     def decode(self, buf: bytes, off: int = 0, end: int | None = None) -> dict:
         """The hot loop of every listing: a 100k-route dump runs it half a million times,
@@ -318,6 +332,7 @@ class Table:
 
 
 _SCALAR, _ADDRESS, _CODEC, _DISPATCH = "scalar", "address", "codec", "dispatch"
+_PAD = (b"", b"\0", b"\0\0", b"\0\0\0")
 
 
 class Array:

@@ -45,23 +45,22 @@ class Command:
 
 
 class _Words:
-    """The words after the verb, consumed left to right; errors name `where`."""
+    """The words after the verb, consumed left to right (`for word in w`, `w.value(key)`
+    for a keyword's value); errors name `where`."""
+
+    __slots__ = ("it", "where")
 
     def __init__(self, words, where):
-        self.words, self.i, self.where = words, 0, where
+        self.it, self.where = iter(words), where
 
-    def more(self) -> bool:
-        return self.i < len(self.words)
-
-    def next(self) -> str:
-        word = self.words[self.i]
-        self.i += 1
-        return word
+    def __iter__(self):
+        return self.it
 
     def value(self, key: str) -> str:
-        if not self.more():
+        word = next(self.it, None)
+        if word is None:
             raise UsageError(self._at(key), f"{key!r} needs a value")
-        return self.next()
+        return word
 
     def _at(self, key: str) -> str:
         return f"{self.where}: {key}" if self.where else key
@@ -96,12 +95,11 @@ def _parse_link(cmd: Command, w: _Words, family: int) -> None:
     a = cmd.args
     target = "name" if cmd.verb == "add" else "dev"
     kind = None
-    while w.more():
-        word = w.next()
+    for word in w:
         if kind == "veth" and word == "peer":
-            if w.more() and w.words[w.i] == "name":
-                w.next()
-            a["peer"] = _name(w, "peer name")
+            peer = w.value("peer name")
+            a["peer"] = link.check_name(w.value("peer name") if peer == "name" else peer,
+                                        w._at("peer name"))
         elif kind in ("macvlan", "ipvlan") and word == "mode":
             a["mode"] = w.value("mode")
         elif kind == "vlan" and word == "id":
@@ -170,8 +168,7 @@ def _prefix(text: str, w: _Words, key: str, family: int):
 
 def _parse_addr(cmd: Command, w: _Words, family: int) -> None:
     a = cmd.args
-    while w.more():
-        word = w.next()
+    for word in w:
         if word == "dev":
             a["dev"] = _name(w, "dev")
         elif cmd.verb == "show":
@@ -200,8 +197,7 @@ def _parse_addr(cmd: Command, w: _Words, family: int) -> None:
 
 def _parse_route(cmd: Command, w: _Words, family: int) -> None:
     a = cmd.args
-    while w.more():
-        word = w.next()
+    for word in w:
         if word == "via":
             text = w.value("via")
             if text in ("inet", "inet6"):
@@ -256,8 +252,7 @@ def _parse_route(cmd: Command, w: _Words, family: int) -> None:
 
 def _parse_neigh(cmd: Command, w: _Words, family: int) -> None:
     a = cmd.args
-    while w.more():
-        word = w.next()
+    for word in w:
         if word == "dev":
             a["dev"] = _name(w, "dev")
         elif cmd.verb == "show":
@@ -283,8 +278,7 @@ def _parse_neigh(cmd: Command, w: _Words, family: int) -> None:
 
 def _parse_rule(cmd: Command, w: _Words, family: int) -> None:
     a = cmd.args
-    while w.more():
-        word = w.next()
+    for word in w:
         if word == "from":
             a["src"] = w.value("from")
         elif word == "to":

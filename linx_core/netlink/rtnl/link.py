@@ -7,6 +7,7 @@ same tables.
 """
 import errno
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DOR
 LINKMODES = ("DEFAULT", "DORMANT")
 RTEXT_FILTER_SKIP_STATS = 8
 IFNAMSIZ = 16
+_BAD_NAME = re.compile(r"[/:\s]")
 
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
 IPVLAN_MODES = {"l2": 0, "l3": 1, "l3s": 2}
@@ -124,8 +126,7 @@ def decode(body: bytes) -> Link:
 def check_name(name: str, where: str = "name") -> str:
     """An interface name the kernel accepts (dev_valid_name): 1..15 bytes, no '/', ':' or
     whitespace, not '.' or '..'."""
-    if not name or len(name.encode()) >= IFNAMSIZ or name in (".", "..") or \
-            any(c in "/:" or c.isspace() for c in name):
+    if not name or len(name.encode()) >= IFNAMSIZ or name in (".", "..") or _BAD_NAME.search(name):
         raise UsageError(where, f"{name!r} is not a valid interface name "
                                 f"(1-{IFNAMSIZ - 1} bytes, no '/', ':' or spaces)")
     return name
