@@ -527,3 +527,26 @@ def fmt_mapping(m, family) -> str:
     if isinstance(m, M.SetRef):
         return f"@{m.name}"
     return fmt_elements(m.elems, None, family=family)
+
+
+def to_json(rs: M.Ruleset) -> dict:
+    """A JSON document of a ruleset: stable keys, rules and elements as nft text."""
+    tables = []
+    for t in rs.tables.values():
+        tables.append({
+            "family": t.family, "name": t.name, "flags": list(t.flags), "comment": t.comment,
+            "objects": [{"kind": o.kind, "name": o.name, **o.spec} for o in t.objects.values()],
+            "sets": [{"kind": s.kind, "name": s.name, "type": set_type_text(s)[5:],
+                      "flags": list(s.flags), "elements": [fmt_elem(e, t.family) for e in
+                                                           sorted(s.elements,
+                                                                  key=elem_sort_key)]}
+                     for s in t.sets.values() if s.kind != "meter"],
+            "chains": [{"name": c.name, "type": c.type, "hook": c.hook,
+                        "priority": c.priority, "policy": c.policy,
+                        "devices": list(c.devices),
+                        "rules": [{"rule": " ".join(fmt_stmt(s, t.family) for s in r.stmts),
+                                   "comment": r.comment, "tag": r.tag, "handle": r.handle}
+                                  for r in c.rules]}
+                       for c in t.chains.values()],
+        })
+    return {"tables": tables}

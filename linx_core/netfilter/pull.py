@@ -4,7 +4,7 @@ GET* dumps nft's cache.c does for `list ruleset`), then decode. Listing order is
 kernel's, per table: objects, named sets, flowtables, chains with their rules."""
 import errno as _errno
 
-from ..errors import UsageError
+from ..errors import KernelError
 from . import decoder, model as M, wire
 from .proto import FAMILIES, FAMILY_NAMES
 
@@ -48,8 +48,7 @@ def pull(target=None, table: tuple | None = None) -> M.Ruleset:
             continue
         rs.tables[(fam, a["name"])] = decoder.table(fam, a)
     if table and table not in rs.tables:
-        raise UsageError("--table", f"{table[0]} {table[1]}: no such table "
-                                    f"({_errno.errorcode[_errno.ENOENT]})")
+        raise KernelError("nft", "list table", f"{table[0]} {table[1]}", _errno.ENOENT)
     ksets: dict = {}
     for fam, a in sets:
         t = rs.tables.get((fam, a["table"]))

@@ -80,3 +80,14 @@ def _located(e, msgs) -> NftKernelError:
     if m.loc is not None:
         obj += f" at {m.loc}"
     return NftKernelError("push", obj, e.errno, e.detail)
+
+
+def delete_table(family: str, name: str, target=None) -> None:
+    """NFT_MSG_DELTABLE: the table and all it holds; ENOENT when there is none."""
+    from ..netlink import nfnl
+    msg = compiler.Msg("deltable", family, {"name": name}, None, f"table {family} {name}")
+    with nfnl.open(target) as sock:
+        try:
+            nfnl.batch(sock, [encoder.encode(msg)])
+        except nfnl.BatchError as e:
+            raise _located(e, [msg]) from None

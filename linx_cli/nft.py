@@ -1,0 +1,155 @@
+"""`linx nft`: nf_tables rulesets in nft's own language, parsed and compiled by linx and
+sent as one atomic batch over its own nfnetlink; read back and printed the way
+`nft list ruleset` prints them."""
+import sys
+
+import typer
+
+from ._app import new_app
+
+HELP = "nf_tables rulesets in nft syntax: push, pull, fmt, check (atomic, any netns)."
+app = new_app(HELP)
+
+NETNS_HELP = ("Work in this network namespace: pid:N, a namespace file, an ip netns name or "
+              "a session (default: linx's own).")
+
+
+def _read(path: str):
+    """(text, name) of FILE, or of stdin for -."""
+    from linx_core.errors import UsageError
+    if path == "-":
+        return sys.stdin.read(), "<stdin>"
+    try:
+        with open(path) as f:
+            return f.read(), path
+    except OSError as e:
+        raise UsageError(path, e.strerror) from None
+
+
+def _parse(path: str):
+    from linx_core.netfilter import parser, validate
+    text, name = _read(path)
+    rs = parser.parse(text, name)
+    validate.validate(rs)
+    return rs
+
+
+@app.command("push")
+def push(file: str = typer.Argument(..., metavar="FILE", help="A ruleset file (- for stdin)."),
+         netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", help=NETNS_HELP)
+         ) -> None:
+    """Apply FILE as one transaction: each table it declares is destroyed and built again
+    as written; other tables are untouched ('flush ruleset' in FILE flushes all first).
+    All or nothing: a rule the kernel refuses leaves the previous ruleset in place.
+
+    Exit status: 0 applied, 1 the kernel refused (naming the rule and its line),
+    2 FILE does not parse or validate (file:line:col and a caret).
+    """
+    from linx_core import target
+    from linx_core.netfilter import push as nft_push
+    t = target.parse(netns)
+    rs = _parse(file)
+    nft_push.push(rs, t)
+
+
+@app.command("pull")
+def pull(netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", help=NETNS_HELP),
+         table: tuple[str, str] = typer.Option((None, None), "--table", metavar="FAMILY NAME",
+                                               help="Only this table."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON: tables, chains, "
+                                                            "rules (as nft text), sets.")
+         ) -> None:
+    """Print the namespace's ruleset as `nft list ruleset` prints it."""
+    from linx_core import target
+    from linx_core.errors import UsageError
+    from linx_core.netfilter import formatter, proto
+    from linx_core.netfilter import pull as nft_pull
+    t = target.parse(netns)
+    which = None
+    if table[0] is not None:
+        if table[0] not in proto.FAMILIES:
+            raise UsageError("--table", f"{table[0]!r} is not a family "
+                                        f"({', '.join(proto.FAMILIES)})")
+        which = (table[0], table[1])
+    rs = nft_pull.pull(t, which)
+    if as_json:
+        import json
+        print(json.dumps(formatter.to_json(rs), indent=2))
+    else:
+        sys.stdout.write(formatter.format_ruleset(rs))
+
+
+@app.command("fmt")
+def fmt(file: str = typer.Argument(..., metavar="FILE", help="A ruleset file (- for stdin)."),
+        check: bool = typer.Option(False, "--check", help="Exit 1 when FILE is not formatted."),
+        write: bool = typer.Option(False, "--write", help="Rewrite FILE in place.")) -> None:
+    """Print FILE in canonical nft syntax (what nft list prints). Comments and blank lines
+    are not kept; includes and variables are expanded."""
+    from linx_core.errors import UsageError
+    from linx_core.netfilter import formatter, parser
+    if check and write:
+        raise UsageError("--check/--write", "give one of them")
+    text, name = _read(file)
+    out = formatter.format_ruleset(parser.parse(text, name))
+    if check:
+        if out != text:
+            print(f"{name}: not formatted", file=sys.stderr)
+            raise typer.Exit(1)
+        return
+    if write:
+        if file == "-":
+            raise UsageError("--write", "needs a FILE, not stdin")
+        if out != text:
+            with open(file, "w") as f:
+                f.write(out)
+        return
+    sys.stdout.write(out)
+
+
+@app.command("check")
+def check(file: str = typer.Argument(..., metavar="FILE", help="A ruleset file (- for stdin)."),
+          debug: str = typer.Option(None, "--debug", metavar="netlink",
+                                    help="netlink: print each rule's kernel expressions as "
+                                         "nft --debug=netlink does."),
+          netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET",
+                                    help="Resolve interface names (iif/oif) here.")) -> None:
+    """Parse, validate and compile FILE without touching the kernel's ruleset."""
+    from linx_core import target
+    from linx_core.errors import UsageError
+    from linx_core.netfilter import listing, push as nft_push
+    if debug not in (None, "netlink"):
+        raise UsageError("--debug", f"{debug!r}: expected netlink")
+    rs = _parse(file)
+    msgs = nft_push.plan(rs, target.parse(netns))
+    if debug == "netlink":
+        for m in msgs:
+            if m.kind == "newrule":
+                print(listing.rule_listing(m.family, m.attrs["table"], m.attrs["chain"],
+                                           m.attrs))
+
+
+@app.command("flush")
+def flush(netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", help=NETNS_HELP)
+          ) -> None:
+    """Remove every table of the namespace (nft flush ruleset), in one transaction."""
+    from linx_core import target
+    from linx_core.netfilter import model, push as nft_push
+    nft_push.push(model.Ruleset(flush=True), target.parse(netns))
+
+
+delete_app = new_app("Delete nf_tables objects.")
+app.add_typer(delete_app, name="delete")
+
+
+@delete_app.command("table")
+def delete_table(family: str = typer.Argument(..., metavar="FAMILY"),
+                 name: str = typer.Argument(..., metavar="NAME"),
+                 netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET",
+                                           help=NETNS_HELP)) -> None:
+    """Delete one table and everything in it (ENOENT, exit 1, when it does not exist)."""
+    from linx_core import target
+    from linx_core.errors import UsageError
+    from linx_core.netfilter import proto, push as nft_push
+    if family not in proto.FAMILIES:
+        raise UsageError("FAMILY", f"{family!r} is not one of {', '.join(proto.FAMILIES)}")
+    nft_push.delete_table(family, name, target.parse(netns))
