@@ -114,7 +114,7 @@ class Plan:
             return self.value
         from . import profile
         path, doc = self.value
-        return profile.from_docker(doc, caps=caps, where=path)[0]
+        return profile.from_docker(doc, caps=caps, where=f"{path}:")[0]
 
     def settings(self, pid: int, caps: set[str], sys_admin: bool) -> dict:
         """-> {"seccomp": bytes, "seccomp_flags": int} for the child parked as `pid`. `caps`: the

@@ -32,6 +32,11 @@ _SCMP_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
 
 # -- linx spec -----------------------------------------------------------------------------
 
+def _key(where: str, sub: str) -> str:
+    """A key path under `where`: `seccomp.rules[0]`, or `file.json: rules[0]` for a file."""
+    return f"{where} {sub}" if where.endswith(":") else f"{where}.{sub}"
+
+
 def _expect(cond_ok: bool, where: str, text: str) -> None:
     if not cond_ok:
         raise UsageError(where, text)
@@ -39,20 +44,20 @@ def _expect(cond_ok: bool, where: str, text: str) -> None:
 
 def from_spec(doc, where: str = "seccomp", arch=None) -> Ruleset:
     """A parsed linx spec (dict) -> Ruleset. `arch` overrides the spec's (for compile --arch)."""
-    _expect(isinstance(doc, dict), where, "expected a table with default and rules")
+    _expect(isinstance(doc, dict), where.rstrip(":"), "expected a table with default and rules")
     unknown = set(doc) - {"default", "arch", "flags", "rules"}
-    _expect(not unknown, f"{where}.{min(unknown) if unknown else ''}",
+    _expect(not unknown, _key(where, min(unknown) if unknown else ""),
             "unknown key (expected default, arch, flags, rules)")
-    _expect("default" in doc, f"{where}.default", "missing (the action for syscalls no rule names)")
+    _expect("default" in doc, _key(where, "default"), "missing (the action for syscalls no rule names)")
     flags = 0
     for i, flag in enumerate(doc.get("flags", [])):
-        _expect(flag in FLAGS, f"{where}.flags[{i}]", f"unknown flag {flag!r} (expected {', '.join(FLAGS)})")
+        _expect(flag in FLAGS, _key(where, f"flags[{i}]"), f"unknown flag {flag!r} (expected {', '.join(FLAGS)})")
         flags |= FLAGS[flag]
     rules_doc = doc.get("rules", [])
-    _expect(isinstance(rules_doc, list), f"{where}.rules", "expected a list of rules")
+    _expect(isinstance(rules_doc, list), _key(where, "rules"), "expected a list of rules")
     rules = []
     for i, rd in enumerate(rules_doc):
-        here = f"{where}.rules[{i}]"
+        here = _key(where, f"rules[{i}]")
         _expect(isinstance(rd, dict), here, "expected a table with action and syscalls")
         unknown = set(rd) - {"action", "syscalls", "syscall", "args", "comment"}
         _expect(not unknown, f"{here}.{min(unknown) if unknown else ''}",
@@ -70,8 +75,8 @@ def from_spec(doc, where: str = "seccomp", arch=None) -> Ruleset:
                     "expected {arg, op, value[, mask]}")
             conds.append(cond(ad["arg"], ad["op"], ad["value"], ad.get("mask"), there))
         rules += [(action, name, tuple(conds)) for name in names]
-    return build(rules, Action.parse(doc["default"], f"{where}.default"),
-                 arch or doc.get("arch"), flags, where=f"{where}.rules")
+    return build(rules, Action.parse(doc["default"], _key(where, "default")),
+                 arch or doc.get("arch"), flags, where=_key(where, "rules"))
 
 
 def to_spec(ruleset: Ruleset) -> dict:
@@ -171,22 +176,22 @@ def from_docker(doc, arch=None, caps=frozenset(), kernel=None, where: str = "pro
     A syscall named by several entries: identical rules merge; an unconditional rule makes the
     conditional ones with its action redundant and goes last; two unconditional rules with
     different actions are a conflict (UsageError naming the syscall)."""
-    arch = syscalls.check_arch(arch, f"{where}: arch")
-    _expect(isinstance(doc, dict) and "defaultAction" in doc, where,
+    arch = syscalls.check_arch(arch, _key(where, "arch"))
+    _expect(isinstance(doc, dict) and "defaultAction" in doc, where.rstrip(":"),
             "not a Docker seccomp profile (no defaultAction)")
     kernel = kernel or tuple(int(p) for p in os.uname().release.split("-")[0].split(".")[:2])
     caps = {c.upper() for c in caps}
-    default = _docker_action(doc["defaultAction"], doc.get("defaultErrnoRet"), f"{where}.defaultAction")
+    default = _docker_action(doc["defaultAction"], doc.get("defaultErrnoRet"), _key(where, "defaultAction"))
     flags = 0
     for i, flag in enumerate(doc.get("flags") or []):
-        _expect(flag in _DOCKER_FLAGS, f"{where}.flags[{i}]", f"unknown flag {flag!r}")
+        _expect(flag in _DOCKER_FLAGS, _key(where, f"flags[{i}]"), f"unknown flag {flag!r}")
         flags |= _DOCKER_FLAGS[flag]
     entries = doc.get("syscalls") or []
-    _expect(isinstance(entries, list), f"{where}.syscalls", "expected a list")
+    _expect(isinstance(entries, list), _key(where, "syscalls"), "expected a list")
     chains: dict[str, list] = {}
     skipped = []
     for i, entry in enumerate(entries):
-        here = f"{where}.syscalls[{i}]"
+        here = _key(where, f"syscalls[{i}]")
         _expect(isinstance(entry, dict), here, "expected an object")
         names = entry.get("names") or ([entry["name"]] if entry.get("name") else None)
         _expect(isinstance(names, list) and all(isinstance(n, str) for n in names), f"{here}.names",
@@ -209,14 +214,14 @@ def from_docker(doc, arch=None, caps=frozenset(), kernel=None, where: str = "pro
     for name, chain in chains.items():
         final = [a for c, a in chain if not c]
         if len(set(final)) > 1:
-            raise UsageError(f"{where}: {name}", "conflicting actions for the same syscall: "
+            raise UsageError(_key(where, name), "conflicting actions for the same syscall: "
                                                  + ", ".join(map(str, dict.fromkeys(final))))
         for conds, action in chain:
             if conds and not (final and action == final[0]):
                 rules.append(Rule(name, action, conds))
         if final:
             rules.append(Rule(name, final[0]))
-    return build(rules, default, arch, flags, where=f"{where}.syscalls"), skipped
+    return build(rules, default, arch, flags, where=_key(where, "syscalls")), skipped
 
 
 def to_docker(names, arch: str, default: str = "SCMP_ACT_KILL_PROCESS") -> dict:
@@ -242,16 +247,16 @@ def load(path: str, arch=None, caps=frozenset()) -> tuple[str, object, list]:
             doc = tomllib.loads(data.decode())
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise UsageError(path, f"not valid TOML: {e}") from None
-        return "spec", from_spec(doc, path, arch), []
-    if data.lstrip()[:1] == b"{":
+        return "spec", from_spec(doc, f"{path}:", arch), []
+    if data.lstrip()[:1] in (b"{", b"["):
         try:
             doc = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UsageError(path, f"not valid JSON: {e}") from None
         if isinstance(doc, dict) and "defaultAction" in doc:
-            ruleset, skipped = from_docker(doc, arch, caps, where=path)
+            ruleset, skipped = from_docker(doc, arch, caps, where=f"{path}:")
             return "docker", ruleset, skipped
-        return "spec", from_spec(doc, path, arch), []
+        return "spec", from_spec(doc, f"{path}:", arch), []
     try:
         program = bpf.decode(data)
     except ValueError as e:

@@ -125,7 +125,7 @@ def test_docker_errors():
     with pytest.raises(UsageError, match=r"p.syscalls\[0\].action: unknown action 'SCMP_ACT_NOTIFY'"):
         profile.from_docker({"defaultAction": "SCMP_ACT_ALLOW",
                              "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}, "x86_64", where="p")
-    with pytest.raises(UsageError, match="p: mkdir: conflicting actions"):
+    with pytest.raises(UsageError, match="p.mkdir: conflicting actions"):
         profile.from_docker({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
             {"names": ["mkdir"], "action": "SCMP_ACT_KILL"}]}, "x86_64", where="p")
