@@ -81,7 +81,7 @@ def drive(session, settings, checkpoint: list[str], at_checkpoint=None, follow=N
         except LinxError:
             host_pid = None
         if host_pid is not None:
-            failure = None
+            failure = rollback = None
             try:
                 if at_checkpoint:
                     at_checkpoint(host_pid)
@@ -92,10 +92,12 @@ def drive(session, settings, checkpoint: list[str], at_checkpoint=None, follow=N
                         break
                 child = settings(host_pid) if callable(settings) else settings
             except LinxError as e:
-                failure = str(e)
+                failure, rollback = str(e), getattr(e, "rollback", None)
             if failure:
                 session.abort()
                 session.wait()
+                if rollback:
+                    rollback()          # after the child is gone: it held the cgroup
                 print(f"linx: {failure}", file=sys.stderr)
                 return FAILED_BEFORE_START
             if follow is not None and session.pty:

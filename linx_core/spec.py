@@ -236,7 +236,10 @@ def plan(doc: dict, source: str = "spec", argv=None) -> Plan:
         raise SpecError(source, errors)
     check = _Collect()
     from . import process
-    kinds = check("namespaces", process.parse_namespaces, doc.get("namespaces", []), "namespaces") or []
+    kinds = check("namespaces", process.parse_namespaces, doc.get("namespaces", []), "namespaces")
+    if kinds is None:      # go on with the names that are right, to report every other error too
+        kinds = process.parse_namespaces([n for n in doc["namespaces"] if
+                                          process.ALIASES.get(n, n) in process.NAMESPACES])
     argv = list(argv or doc.get("argv") or [])
     if not argv:
         check.errors.append("argv: no workload command (give one after -- or as argv)")
@@ -713,6 +716,7 @@ class CheckpointError(LinxError):
 
     def __init__(self, key: str, cause: Exception):
         self.key, self.cause = key, cause
+        self.rollback = lambda: None
         super().__init__(f'checkpoint step "{key}" failed: {cause}')
 
 
@@ -726,8 +730,9 @@ class Context:
 
 
 def apply(p: Plan, pid: int, session=None) -> None:
-    """Run the host-side steps in order; on a failure undo the done ones in reverse and raise
-    CheckpointError naming the step. LINX_FAIL_STEP=<key> makes that step fail (tests)."""
+    """Run the host-side steps in order. On a failure raise CheckpointError naming the step,
+    whose rollback() undoes the done ones in reverse once the child is gone.
+    LINX_FAIL_STEP=<key> makes that step fail (the fault-injection tests)."""
     ctx = Context(pid, session)
     undo = []
     fail = os.environ.get("LINX_FAIL_STEP")
@@ -737,10 +742,14 @@ def apply(p: Plan, pid: int, session=None) -> None:
                 raise LinxError("failure injected by LINX_FAIL_STEP")
             u = step.apply(ctx)
         except BaseException as e:       # whatever it was, nothing done so far stays
-            for fn in reversed(undo):
-                _quiet(fn)
+            def rollback():
+                for fn in reversed(undo):
+                    _quiet(fn)
             if isinstance(e, (LinxError, OSError)):
-                raise CheckpointError(step.key, e) from None
+                err = CheckpointError(step.key, e)
+                err.rollback = rollback      # the caller aborts the child first (a cgroup
+                raise err from None          # cannot be removed while it holds it), then this
+            rollback()
             raise
         if u is not None:
             undo.append(u)

@@ -1,0 +1,192 @@
+"""The run spec end to end: the headline example's every effect seen from outside and
+inside, a failure at every step rolled back, validation, the plan, concurrency."""
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import LINX, linx
+
+HERE = os.path.dirname(__file__)
+EXAMPLES = os.path.join(HERE, "..", "..", "examples")
+WEB = os.path.join(EXAMPLES, "web.toml")
+CGROOT = subprocess.run(["findmnt", "-n", "-t", "cgroup2", "-o", "TARGET"], capture_output=True,
+                        text=True).stdout.split("\n")[0]
+
+
+def in_netns(ns, *args, **kw):
+    """linx with only the network namespace changed (ip netns exec would remount /sys and
+    hide the cgroup2 mount)."""
+    kw.setdefault("capture_output", True)
+    return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", LINX, *map(str, args)], text=True,
+                          timeout=60, **kw)
+
+
+def links(ns):
+    out = subprocess.run(["ip", "-n", ns, "-j", "link"], capture_output=True, text=True).stdout
+    return sorted(l["ifname"] for l in json.loads(out))
+
+
+def world(ns):
+    """What a failed run must not leave behind."""
+    cgroups = sorted(os.listdir(CGROOT))
+    sessions = sorted(os.listdir("/run/linx")) if os.path.exists("/run/linx") else []
+    agents = subprocess.run(["ps", "-C", "linx-agent", "-o", "pid=,stat="], capture_output=True,
+                            text=True).stdout
+    live = sorted(l.split()[0] for l in agents.splitlines() if "Z" not in l.split()[1])
+    return links(ns), cgroups, sessions, live
+
+
+def test_headline_spec_every_effect(netns, tmp_path):
+    ev = tmp_path / "ev"
+    script = ("hostname; id -u; ip -j addr; ip -j route; cat /proc/sys/net/ipv4/ip_unprivileged_port_start;"
+              "grep -E 'Cap(Bnd|Eff|Prm)|NoNewPrivs|^Seccomp:' /proc/self/status; mkdir /srv/x; echo mkdir=$?;"
+              "echo pid=$$; busybox httpd -p 8080 -h /srv; sleep 3")
+    p = subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", LINX, "run", "--spec", WEB, "--events", ev,
+                          "--", "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        if ev.exists() and '"running"' in ev.read_text():
+            break
+        time.sleep(0.05)
+    pid = json.loads(ev.read_text().splitlines()[0])["host_pid"]
+    time.sleep(0.5)
+    # from outside, while it runs
+    assert open(f"/proc/{pid}/uid_map").read().split() == ["0", "0", "1"]
+    assert open(f"/proc/{pid}/setgroups").read().strip() == "deny"
+    cg = os.path.join(CGROOT, "linx-example-web")
+    assert str(pid) in open(os.path.join(cg, "cgroup.procs")).read().split()
+    host_links = {l["ifname"]: l for l in json.loads(subprocess.run(["ip", "-n", netns, "-j", "addr"],
+                                                                    capture_output=True, text=True).stdout)}
+    assert "web0" in host_links
+    assert [a["local"] for a in host_links["web0"]["addr_info"] if a["family"] == "inet"] == ["10.200.0.1"]
+    ping = subprocess.run(["ip", "netns", "exec", netns, "ping", "-c1", "-W2", "10.200.0.2"], capture_output=True)
+    assert ping.returncode == 0
+    fetch = subprocess.run(["ip", "netns", "exec", netns, "busybox", "wget", "-q", "-O-",
+                            "http://10.200.0.2:8080/missing"], capture_output=True, text=True)
+    assert "404" in fetch.stderr            # httpd answered: the network path works
+    status = dict(line.split(":\t") for line in open(f"/proc/{pid}/status").read().splitlines()
+                  if line.startswith(("CapBnd", "CapEff", "NoNewPrivs", "Seccomp:")))
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    lines = out.split("\n")
+    assert lines[0] == "web" and lines[1] == "0"
+    addrs = {l["ifname"]: [a["local"] for a in l["addr_info"] if a["family"] == "inet"]
+             for l in json.loads(lines[2])}
+    assert addrs == {"lo": ["127.0.0.1"], "eth0": ["10.200.0.2"]}
+    routes = json.loads(lines[3])
+    assert {"dst": "default", "gateway": "10.200.0.1", "dev": "eth0"}.items() <= routes[0].items()
+    assert lines[4] == "1024"
+    caps = subprocess.run(["capsh", "--decode=" + status["CapBnd"].strip()], capture_output=True, text=True).stdout
+    assert caps.strip().endswith("=cap_net_bind_service")
+    assert status["NoNewPrivs"].strip() == "1" and status["Seccomp"].strip() == "2"
+    assert "mkdir=1" in out and "Operation not permitted" in err
+    assert "pid=1" in out
+    # afterwards: the session's cgroup and host link are gone
+    assert not os.path.exists(cg)
+    assert "web0" not in links(netns)
+
+
+STEPS = ["user", "cgroup", "net.links[0]", "net.inside", "mounts[0]", "sysctl"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_failure_at_every_step_leaves_nothing(netns, tmp_path, step):
+    marker = tmp_path / "ran"
+    before = world(netns)
+    r = in_netns(netns, "run", "--spec", WEB, "--name", f"f-{uuid.uuid4().hex[:6]}", "--", "touch", marker,
+                 env={**os.environ, "LINX_FAIL_STEP": step})
+    assert r.returncode == 125, r.stderr
+    assert f'checkpoint step "{step}" failed' in r.stderr
+    assert not marker.exists()
+    assert world(netns) == before
+
+
+def test_kernel_refusal_mid_way_rolls_back(netns, tmp_path):
+    """Input that validates but the kernel refuses: the host veth name is taken."""
+    subprocess.run(["ip", "-n", netns, "link", "add", "web0", "type", "dummy"], capture_output=True)
+    taken = subprocess.run(["ip", "-n", netns, "link", "add", "web0", "type", "bridge"], capture_output=True)
+    before = world(netns)
+    r = in_netns(netns, "run", "--spec", WEB, "--", "touch", tmp_path / "ran")
+    assert r.returncode == 125
+    assert 'checkpoint step "net.links[0]" failed' in r.stderr and "EEXIST" in r.stderr
+    assert world(netns) == before and not (tmp_path / "ran").exists()
+    assert taken.returncode == 0
+
+
+def test_five_errors_reported_at_once(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('''
+namespaces = ["net", "typo"]
+[net]
+[[net.links]]
+kind = "veth"
+name = "eth0"
+addresses = ["10.0.0/24"]
+[[net.routes]]
+via = "10.0.0"
+[cgroup]
+path = "x"
+pids_max = "lots"
+[sysctl]
+"kernel.panic" = 1
+''')
+    r = linx("spec", "check", bad)
+    assert r.returncode == 2
+    text = r.stderr
+    assert len(text.strip().split("\n")) == 5
+    for key in ("namespaces", "net.links[0].addresses[0]", "net.routes[0].via", "cgroup.pids_max",
+                "sysctl.kernel.panic"):
+        assert f"{key}:" in text, (key, text)
+    r2 = linx("run", "--spec", bad, "--", "true")
+    assert r2.returncode == 2 and r2.stderr == r.stderr
+
+
+def test_dry_run_prints_the_plan_in_order():
+    r = linx("run", "--spec", WEB, "--dry-run", "--json")
+    keys = [s["key"] for s in json.loads(r.stdout)["steps"]]
+    assert keys == ["user", "cgroup", "net.links[0]", "net.inside", "mounts[0]", "sysctl", "mounts[1]",
+                    "hostname", "caps", "no_new_privs", "seccomp", "proceed"]
+    r = linx("run", "--spec", WEB, "--hostname", "other", "--dry-run")
+    assert "sethostname other" in r.stdout        # flags override the file
+
+
+def test_json_schema_shipped_is_current():
+    r = linx("spec", "schema")
+    with open(os.path.join(EXAMPLES, "linx-spec.schema.json")) as f:
+        assert json.loads(r.stdout) == json.load(f)
+
+
+def test_every_example_spec_is_valid():
+    specs = [os.path.join(EXAMPLES, f) for f in os.listdir(EXAMPLES) if f.endswith(".toml")]
+    r = linx("spec", "check", *specs)
+    assert r.returncode == 0, r.stderr
+
+
+def test_twenty_concurrent_sessions(netns, tmp_path):
+    procs, before = [], world(netns)
+    for i in range(20):
+        f = tmp_path / f"s{i}.toml"
+        f.write_text(f'''namespaces = ["net", "uts"]
+hostname = "s{i}"
+[[net.links]]
+kind = "veth"
+name = "eth0"
+host = "cc{i}"
+host_addresses = ["10.201.{i}.1/24"]
+addresses = ["10.201.{i}.2/24"]
+''')
+        procs.append(subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", LINX, "run", "--spec", f,
+                                       "--name", f"cc-{i}-{uuid.uuid4().hex[:4]}", "--", "sh", "-c",
+                                       f"ip -br addr show eth0; sleep 2"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=60) for p in procs]
+    outs = [o for o, _ in results]
+    assert [p.returncode for p in procs] == [0] * 20, [e for _, e in results]
+    assert all(f"10.201.{i}.2/24" in outs[i] for i in range(20))
+    for p_name in os.listdir("/run/linx"):
+        if p_name.startswith("cc-"):
+            linx("rm", p_name)
+    assert world(netns) == before
