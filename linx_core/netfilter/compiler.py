@@ -465,7 +465,7 @@ class Compiler:
         """(lo, hi) as unsigned numbers in network order (host-endian keys are swapped, as
         nft stores them so ranges compare as memcmp)."""
         if isinstance(e, M.Prefix):
-            lo = e.value.v
+            lo = self.num(e.value, typ)
             hi = lo | ((1 << (typ.bits - e.plen)) - 1)
             return lo, hi
         if isinstance(e, M.Range):
@@ -474,8 +474,10 @@ class Compiler:
         return v, v
 
     def num(self, e, typ) -> int:
+        """An interval key as a number; stored big-endian whatever the type's byte order
+        (nft swaps host-order keys so ranges compare as memcmp)."""
         b = self.value_bytes(e, typ)
-        return int.from_bytes(b, "big")
+        return int.from_bytes(b, "big" if typ.kind in ("str", "ifindex") else typ.order)
 
     def concat_bounds(self, e, key):
         lo, hi = b"", b""
@@ -933,7 +935,7 @@ class Compiler:
                 data = val[:plen // 8]
             else:
                 self.load(left, sreg)
-                mask = (((1 << plen) - 1) << (typ.bits - plen)).to_bytes(typ.size, "big")
+                mask = (((1 << plen) - 1) << (typ.bits - plen)).to_bytes(typ.size, typ.order)
                 self.emit("bitwise", sreg=_put_reg(sreg), dreg=_put_reg(sreg), op=0,
                           len=typ.size, mask=mask, xor=bytes(typ.size))
                 data = val

@@ -129,11 +129,12 @@ class KSet:
         self.a = a
         self.name = a["name"]
         self.flags = a.get("flags", 0)
-        self.key = _types_of(a.get("key_type", 0), a.get("key_len", 0))
+        ud = _udata(a.get("userdata") or b"")
+        self.key = _types_of(a.get("key_type", 0), a.get("key_len", 0), ud.get(0))
         dt = a.get("data_type")
         if self.flags & SET_MAP and dt is not None:
             self.data = "verdict" if dt == DATA_VERDICT else (
-                _types_of(dt, a.get("data_len", 0)))
+                _types_of(dt, a.get("data_len", 0), ud.get(1)))
         else:
             self.data = None
         self.objtype = OBJ_KINDS.get(a.get("obj_type")) if self.flags & SET_OBJECT else None
@@ -152,13 +153,16 @@ class KSet:
         return self.data[0] if len(self.data) == 1 else tuple(self.data)
 
 
-def _types_of(tid: int, length: int) -> list:
+def _types_of(tid: int, length: int, byteorder: bytes | None = None) -> list:
+    """Datatypes of a set key or data; a plain integer takes its width from the length
+    and its byte order from nft's set userdata (NFTNL_UDATA_SET_KEYBYTEORDER)."""
     ids = T.split_concat_id(tid) if tid >= 64 else [tid]
+    order = T.HOST if byteorder and _u32le(byteorder) == 1 else T.BIG
     out = []
     for i in ids:
         t = T.BY_ID.get(i)
         if t is None or (t is T.INTEGER and len(ids) == 1):
-            t = T.integer(length * 8 or 32, T.BIG)
+            t = T.integer(length * 8 or 32, order)
         out.append(t)
     return out
 
@@ -200,7 +204,8 @@ def elements(ks: KSet) -> list:
     if interval:
         typ = key[0]
         top = (1 << typ.bits) - 1
-        items = sorted(raw, key=lambda e: int.from_bytes(e.get("key", b""), "big"))
+        items = sorted(raw, key=lambda e: (int.from_bytes(e.get("key", b""), "big"),
+                                           0 if e.get("flags", 0) & ELEM_INTERVAL_END else 1))
         start = None
         for e in items:
             if e.get("flags", 0) & ELEM_CATCHALL:
@@ -257,19 +262,16 @@ def _val(t, raw: bytes):
 
 
 def _net(t, n: int):
-    """A network-order number as the type's value (interval keys of host-order types are
-    stored swapped)."""
+    """An interval key (stored big-endian, host-order types swapped by nft) as a value."""
     if t.kind == "str":
         return n.to_bytes(t.size, "big").split(b"\0", 1)[0].decode(errors="replace")
-    if t.order == T.HOST:
-        return int.from_bytes(n.to_bytes(t.size, "big"), "little")
     return n
 
 
 def _range_expr(t, lo: int, hi: int):
     if lo == hi:
         return M.Value(t, _net(t, lo))
-    if t.kind in ("ipv4", "ipv6"):
+    if t.name in T.PREFIX_TYPES:
         span = hi - lo + 1
         if span & (span - 1) == 0 and lo & (span - 1) == 0:
             return M.Prefix(M.Value(t, lo), t.bits - span.bit_length() + 1)
@@ -846,10 +848,10 @@ class RuleDecoder:
         if isinstance(left, M.Binop) and left.op == "&" and r.mask is not None:
             m = left.right
             z = int.from_bytes(data, "big") == 0
-            if typ.kind in ("ipv4", "ipv6") and _is_prefix_mask(int.from_bytes(r.mask, "big"),
-                                                               len(r.mask) * 8) and \
-                    not isinstance(left.left, M.Binop):
-                plen = bin(int.from_bytes(r.mask, "big")).count("1")
+            mval = int.from_bytes(r.mask, typ.order)
+            if typ.name in T.PREFIX_TYPES and _is_prefix_mask(mval, len(r.mask) * 8) and \
+                    not isinstance(left.left, M.Binop) and mval:
+                plen = bin(mval).count("1")
                 self.add_match(M.Match(left.left, op, M.Prefix(self.typed(typ, data), plen)))
                 return
             if typ.kind == "bitmask" and op == "!=" and z:

@@ -357,7 +357,6 @@ class Parser:
                 chain.devices = self.device_list()
             else:
                 chain.rules.append(self.rule())
-                continue
             self.end_item()
 
     def chain_hook(self, tbl, chain, t):
@@ -450,9 +449,7 @@ class Parser:
 
     def end_item_rule(self):
         t = self.peek()
-        if t[0] == ";":
-            self.next()
-        elif t[0] not in ("}", "eof"):
+        if t[0] not in (";", "}", "eof"):
             raise self.error(f"unexpected {self.describe(t)}, expected end of rule")
 
     def statement(self):
@@ -759,7 +756,7 @@ class Parser:
     def single(self, typ, allow_range=False, allow_prefix=True):
         """One value of `typ`, a prefix `addr/len` or a range `lo-hi`."""
         v = self.atom(typ)
-        if allow_prefix and self.at("/") and typ.kind in ("ipv4", "ipv6"):
+        if allow_prefix and self.at("/") and typ.name in T.PREFIX_TYPES:
             self.next()
             plen = self.number("a prefix length")
             if plen > typ.bits:

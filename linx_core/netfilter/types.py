@@ -70,6 +70,9 @@ class Type:
                 raise BadValue(f"{text!r} is not a port number or a service name "
                                "in /etc/services") from None
         if kind == "proto":
+            n = PROTO_KEYWORDS.get(text)
+            if n is not None:
+                return n
             n = _protocols()[0].get(text)
             if n is None:
                 raise BadValue(f"{text!r} is not a protocol number or a name in /etc/protocols")
@@ -136,6 +139,9 @@ class Type:
 
 
 _PROTOCOLS = None
+# Protocol names nft's grammar knows as keywords, whatever /etc/protocols says.
+PROTO_KEYWORDS = {"tcp": 6, "udp": 17, "udplite": 136, "esp": 50, "ah": 51, "icmp": 1,
+                  "igmp": 2, "icmpv6": 58, "comp": 108, "dccp": 33, "sctp": 132}
 
 
 def _protocols():
@@ -299,6 +305,8 @@ BY_NAME = {t.name: t for t in (
     UID, GID, CT_STATE, CT_DIR, CT_STATUS, ICMP6_TYPE, PKTTYPE, ICMP_CODE, ICMPV6_CODE,
     ICMPX_CODE, DEVGROUP, DSCP, ECN, FIB_ADDR, BOOLEAN, IFNAME)}
 BY_ID = {t.id: t for t in BY_NAME.values()}
+# Types nft prints a masked value of as a prefix (DTYPE_F_PREFIX): `0x00000010/28`.
+PREFIX_TYPES = frozenset(("ipv4_addr", "ipv6_addr", "mark", "devgroup", "realm"))
 BY_ID[4] = INTEGER
 # Types a set may be declared with (`type NAME`); the others are internal or sized.
 SET_TYPES = ("ipv4_addr", "ipv6_addr", "ether_addr", "inet_proto", "inet_service", "mark",
