@@ -33,7 +33,8 @@ def links(ns):
 def world(ns):
     """What a failed run must not leave behind."""
     cgroups = sorted(os.listdir(CGROOT))
-    sessions = sorted(os.listdir("/run/linx")) if os.path.exists("/run/linx") else []
+    sessions = sorted(n for n in os.listdir("/run/linx") if n.startswith(("f-", "cc-"))) \
+        if os.path.exists("/run/linx") else []
     agents = subprocess.run(["ps", "-C", "linx-agent", "-o", "pid=,stat="], capture_output=True,
                             text=True).stdout
     live = sorted(l.split()[0] for l in agents.splitlines() if "Z" not in l.split()[1])
