@@ -27,6 +27,7 @@ LINK = {
     "mtu": ("int", "MTU of the interface (both ends of a veth)."),
     "addresses": ("list[str]", "Addresses inside, CIDR (10.0.0.2/24, fd00::2/64)."),
     "host_addresses": ("list[str]", "veth: addresses of the host end."),
+    "master": ("str", "veth: a bridge on the host the host end joins."),
 }
 ROUTE = {
     "to": ("str", "Destination prefix, or default."),
@@ -77,7 +78,8 @@ SCHEMA = {
     }, "Firewall: tables owned by the session, gone when the workload ends."),
     "mounts": ([MOUNT], "Mounts in the workload's mount namespace, in order."),
     "rootfs": ({
-        "path": ("str", "A directory that becomes / (pivot_root); the old root is detached."),
+        "path": ("str", "A directory that becomes / (pivot_root; relative to the spec file); "
+                        "the old root is detached."),
         "readonly": ("bool", "Make the new root read-only."),
     }, "A root filesystem to pivot into."),
     "sysctl": ("map[str]", "Kernel tunables in the workload's namespaces (net.*, kernel.hostname, IPC keys)."),
@@ -276,7 +278,7 @@ def plan(doc: dict, source: str = "spec", argv=None) -> Plan:
     _plan_cgroup(doc, p, check)
     _plan_net(net, kinds, p, check)
     _plan_nft(doc, kinds, p, check, base)
-    _plan_mounts(doc, kinds, p, check)
+    _plan_mounts(doc, kinds, p, check, base)
     _plan_sysctl(doc, kinds, p, check)
     _plan_hooks(doc, p)
     _plan_child(doc, p, check)
@@ -369,8 +371,10 @@ def _plan_net(net, kinds, p: Plan, check: _Collect) -> None:
             check.errors.append(f"{where}.parent: a veth has no parent")
         if kind != "veth" and "parent" not in l:
             check.errors.append(f"{where}.parent: a {kind} needs a parent interface")
-        if kind != "veth" and ("host" in l or "host_addresses" in l):
-            check.errors.append(f"{where}: host and host_addresses are for veth only")
+        if kind != "veth" and ("host" in l or "host_addresses" in l or "master" in l):
+            check.errors.append(f"{where}: host, host_addresses and master are for veth only")
+        if "master" in l:
+            check(f"{where}.master", rtlink.check_name, l["master"], "master")
         if "host" in l:
             check(f"{where}.host", rtlink.check_name, l["host"], "host")
         if "mtu" in l:
@@ -440,6 +444,8 @@ def _link_step(l):
                     idx = link.index(host, host_name)
                     for a in l.get("host_addresses", []):
                         address.add(host, idx, a)
+                    if l.get("master"):
+                        link.set(host, host_name, master=l["master"])
                     link.set(host, host_name, up=True)
             except LinxError:
                 undo_host()
@@ -525,7 +531,7 @@ def _plan_nft(doc, kinds, p: Plan, check: _Collect, base) -> None:
     p.steps.append(Step("nft", "nft tables owned by the session in the workload's netns", apply))
 
 
-def _plan_mounts(doc, kinds, p: Plan, check: _Collect) -> None:
+def _plan_mounts(doc, kinds, p: Plan, check: _Collect, base=None) -> None:
     mounts, rootfs = doc.get("mounts", []), doc.get("rootfs")
     if not mounts and not rootfs:
         return
@@ -560,9 +566,11 @@ def _plan_mounts(doc, kinds, p: Plan, check: _Collect) -> None:
             continue
         p.steps.append(Step(where, _mount_title(kind, m, target), _mount_step(kind, m, target)))
     if rootfs:
-        if "path" not in rootfs or not os.path.isdir(rootfs["path"]):
+        path = os.path.join(base or os.getcwd(), rootfs.get("path", ""))   # relative to the spec file
+        if "path" not in rootfs or not os.path.isdir(path):
             check.errors.append(f"rootfs.path: {rootfs.get('path')!r} is not a directory")
         else:
+            rootfs = {**rootfs, "path": os.path.normpath(path)}
             p.steps.append(Step("rootfs", f"pivot_root into {rootfs['path']}"
                                           f"{' (read-only)' if rootfs.get('readonly') else ''}",
                                 _rootfs_step(rootfs)))

@@ -161,6 +161,7 @@ def test_json_schema_shipped_is_current():
 
 
 def test_every_example_spec_is_valid():
+    subprocess.run(["sh", os.path.join(EXAMPLES, "mkrootfs.sh"), os.path.join(EXAMPLES, "rootfs")], check=True)
     specs = [os.path.join(EXAMPLES, f) for f in os.listdir(EXAMPLES) if f.endswith(".toml")]
     r = linx("spec", "check", *specs)
     assert r.returncode == 0, r.stderr
@@ -191,3 +192,42 @@ addresses = ["10.201.{i}.2/24"]
         if p_name.startswith("cc-"):
             linx("rm", p_name)
     assert world(netns) == before
+
+
+def test_example_rootless_shell():
+    r = linx("run", "--spec", os.path.join(EXAMPLES, "rootless.toml"), "--", "sh", "-c",
+             "id -u; hostname; echo $$; cat /proc/self/uid_map")
+    assert r.returncode == 0, r.stderr
+    uid, host, pid, *uid_map = r.stdout.split()
+    assert (uid, host, pid) == ("0", "rootless", "1")
+    assert uid_map == ["0", str(os.geteuid()), "1"]
+
+
+def test_example_two_sessions_on_a_bridge(netns):
+    subprocess.run(["ip", "-n", netns, "link", "add", "br-linx", "type", "bridge"], check=True)
+    subprocess.run(["ip", "-n", netns, "link", "set", "br-linx", "up"], check=True)
+    name = f"br-a-{uuid.uuid4().hex[:4]}"
+    r = in_netns(netns, "run", "-d", "--name", name, "--spec", os.path.join(EXAMPLES, "bridge-a.toml"))
+    assert r.returncode == 0, r.stderr
+    try:
+        r = in_netns(netns, "run", "--spec", os.path.join(EXAMPLES, "bridge-b.toml"), "--",
+                     "ping", "-c1", "-W3", "10.203.0.1")
+        assert r.returncode == 0, r.stdout + r.stderr
+        masters = {l["ifname"]: l.get("master") for l in json.loads(subprocess.run(
+            ["ip", "-n", netns, "-j", "link"], capture_output=True, text=True).stdout)}
+        assert masters["lxa0"] == "br-linx" and "lxb0" not in masters
+    finally:
+        linx("rm", "-f", name)
+
+
+def test_example_pivot_root(tmp_path):
+    subprocess.run(["sh", os.path.join(EXAMPLES, "mkrootfs.sh"), tmp_path / "rootfs"], check=True)
+    spec = tmp_path / "pivot.toml"
+    spec.write_text(open(os.path.join(EXAMPLES, "pivot.toml")).read())
+    r = linx("run", "--spec", spec)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["bin", "etc", "proc", "tmp", "inside", "the", "pivoted", "root"]
+    r = linx("run", "--spec", spec, "--", "/bin/sh", "-c", "echo x > /etc/new")
+    assert r.returncode != 0 and "Read-only" in r.stderr
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read()
