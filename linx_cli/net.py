@@ -77,7 +77,7 @@ def stats(ctx: typer.Context, dev: str = typer.Argument(None, help="One interfac
         name = by_index[s.ifindex].name if s.ifindex in by_index else f"if{s.ifindex}"
         rows.append({"ifindex": s.ifindex, "ifname": name, "stats64": rtstats.to_json(s)})
     if ctx.obj["json"]:
-        _print_json(rows)
+        _write(rows, True, None)
         return
     out = [f"{'IFACE':<16} {'RX bytes':>14} {'packets':>10} {'errors':>7} {'dropped':>7}"
            f" {'TX bytes':>14} {'packets':>10} {'errors':>7} {'dropped':>7}"]
@@ -165,14 +165,9 @@ class _LinkNames(dict):
 
 # --- output --------------------------------------------------------------------------------
 
-def _print_json(value) -> None:
-    import json
-    sys.stdout.write(json.dumps(value, separators=(",", ":")) + "\n")
-
-
 def _run(obj: dict, words: list[str]) -> None:
     import gc
-    gc.disable()    # a listing allocates an object per route and no cycles: collections
+    gc.disable()    # a listing allocates objects per route and makes no cycles: collections
     #                 would only rescan them (a third of a 100k-route dump's time)
     from linx_core.netlink import rtnl
     from linx_core.netlink.rtnl import command, link
@@ -198,12 +193,31 @@ def _run(obj: dict, words: list[str]) -> None:
                 rows.append(row)
         else:
             shape = _shaper(cmd, by_index)
-            rows = [shape(item) for item in result]
-    if obj["json"]:
-        _print_json(rows)
-    else:
-        text = TEXT[cmd.obj]
-        sys.stdout.write("".join(text(r) + "\n" for r in rows))
+            rows = (shape(item) for item in result)
+        _write(rows, obj["json"], TEXT[cmd.obj])
+
+
+def _write(rows, as_json: bool, text, chunk: int = 2000) -> None:
+    """Rows out as they come, `chunk` at a time: a 100k-route table is never held whole,
+    neither as objects nor as text. JSON is one array, as ip -j prints."""
+    import itertools
+    import json
+    out = sys.stdout
+    rows = iter(rows)
+    first = True
+    if as_json:
+        out.write("[")
+    while True:
+        batch = [*itertools.islice(rows, chunk)]
+        if not batch:
+            break
+        if as_json:
+            out.write(("" if first else ",") + json.dumps(batch, separators=(",", ":"))[1:-1])
+        else:
+            out.write("".join(text(r) + "\n" for r in batch))
+        first = False
+    if as_json:
+        out.write("]\n")
 
 
 def _shaper(cmd, by_index: dict):

@@ -160,31 +160,44 @@ def talk(sock: Socket, mtype: int, flags: int = 0, body: bytes = b"", *,
                 out.append(msg)
 
 
+def dump_iter(sock: Socket, mtype: int, body: bytes = b"", flags: int = 0, *,
+              op: str | None = None, obj: str | None = None):
+    """A NLM_F_DUMP request's answer as it arrives, one message at a time, so a listing of a
+    million objects never holds them all. If the kernel marked the dump NLM_F_DUMP_INTR
+    (the table changed meanwhile), DumpInterrupted is raised at the end, after what was
+    read. Consume it to the end before the next request: the kernel continues a dump only
+    as it is read, and refuses a second one on the socket (EBUSY) until then."""
+    seq = sock.next_seq()
+    sock.send(frame(mtype, flags | NLM_F_REQUEST | NLM_F_DUMP, seq, body))
+    torn = False
+    while True:
+        for msg in sock.recv():
+            if msg.seq != seq or msg.pid != sock.port:
+                continue
+            torn = torn or bool(msg.flags & NLM_F_DUMP_INTR)
+            if msg.type == NLMSG_DONE or msg.type == NLMSG_ERROR:
+                error = _error(msg, _op(mtype, op), obj)
+                if error is not None:
+                    raise error
+                if torn:
+                    raise DumpInterrupted(_op(mtype, op), obj)
+                return
+            if msg.type != NLMSG_NOOP and msg.type != NLMSG_OVERRUN:
+                yield msg
+
+
 def dump(sock: Socket, mtype: int, body: bytes = b"", flags: int = 0, *,
          op: str | None = None, obj: str | None = None, retries: int = 3) -> list[Msg]:
     """A NLM_F_DUMP request's multipart answer, up to NLMSG_DONE. When the kernel marks it
     NLM_F_DUMP_INTR (the table changed mid-dump) it is redone up to `retries` times, then
     DumpInterrupted is raised rather than a possibly inconsistent listing returned."""
-    for _ in range(retries + 1):
-        seq = sock.next_seq()
-        sock.send(frame(mtype, flags | NLM_F_REQUEST | NLM_F_DUMP, seq, body))
-        out, torn, done = [], False, False
-        while not done:
-            for msg in sock.recv():
-                if msg.seq != seq or msg.pid != sock.port:
-                    continue
-                torn = torn or bool(msg.flags & NLM_F_DUMP_INTR)
-                if msg.type == NLMSG_DONE or msg.type == NLMSG_ERROR:
-                    error = _error(msg, _op(mtype, op), obj)
-                    if error is not None:
-                        raise error
-                    done = True
-                    break
-                if msg.type not in (NLMSG_NOOP, NLMSG_OVERRUN):
-                    out.append(msg)
-        if not torn:
-            return out
-    raise DumpInterrupted(_op(mtype, op), obj)
+    for attempt in range(retries + 1):
+        try:
+            return [*dump_iter(sock, mtype, body, flags, op=op, obj=obj)]
+        except DumpInterrupted:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")
 
 
 def talk_many(sock: Socket, requests, *, op: str | None = None, stop: bool = True,

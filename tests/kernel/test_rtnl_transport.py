@@ -2,7 +2,6 @@
 socket is bound to, and the monitor's event stream."""
 import errno
 import json
-import struct
 import subprocess
 import time
 

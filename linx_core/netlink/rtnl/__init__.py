@@ -11,9 +11,11 @@
     diff       pure: desired vs observed -> create/update/delete ops
     names      iproute2's names for protocols, tables, scopes, types
 
-Each module has `decode(body)` for a message body, read verbs, and for every change a
-`*_request(...)` that returns (type, flags, body) — a verb is data — so `linx net apply` can
-pipeline the very requests the single verbs send.
+Each module has `decode(body)` for a message body, `list`/`get` read verbs, `to_json` (the
+object `ip -j` prints), and for every change a request builder that returns
+(type, flags, body) — `request(verb, ...)`, for links `add_request`/`set_request`/
+`delete_request`; a verb is data — so `linx net apply` pipelines the very requests the single
+verbs send, and `build(...)` turns one into the value a diff's desired side holds.
 """
 from .. import transport
 

@@ -9,6 +9,7 @@ from ...ip import AF_INET, AF_INET6, IP, Subnet
 from .. import codec, transport
 from ..codec import NLM_F_CREATE, NLM_F_EXCL, CStruct, Table, ipaddr, strz, u8, u32
 from ..errors import NetlinkError
+from . import names
 
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 IFADDRMSG = struct.Struct("=BBBBI")     # family, prefixlen, flags, scope, index
@@ -81,8 +82,7 @@ def request(verb: str, index: int, subnet, *, label: str | None = None, broadcas
     does, IFA_LOCAL and IFA_ADDRESS both carry the address, and 127/8 gets host scope."""
     net = Subnet(subnet, where="address")
     if scope is not None:
-        from .names import scope as scope_number
-        scope = scope_number(scope)
+        scope = names.scope(scope)
     if verb == "add":
         mtype, flags = RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL
         if scope is None:
@@ -139,7 +139,6 @@ def sharpen(e: NetlinkError) -> NetlinkError:
 def to_json(addr: Address) -> dict:
     """One entry of `ip -j addr show`'s addr_info (ip/ipaddress.c print_addrinfo and
     print_ifa_flags), same keys in the same order."""
-    from . import names
     a = addr.attrs
     out = {"family": {AF_INET: "inet", AF_INET6: "inet6"}.get(addr.family, str(addr.family))}
     local, peer = a.get("local") or a.get("address"), a.get("address") or a.get("local")

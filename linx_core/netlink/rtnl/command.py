@@ -361,7 +361,8 @@ def _describe(cmd: Command) -> str:
 
 
 def run(sock, cmd: Command, links: Links | None = None):
-    """Carry out one command. show/get return objects; changes return None."""
+    """Carry out one command. show/get return objects (routes as an iterator, read it to
+    the end); changes return None."""
     links = links or Links(sock)
     a = cmd.args
     if cmd.verb == "show":
@@ -377,7 +378,7 @@ def run(sock, cmd: Command, links: Links | None = None):
                 table = None
             elif not family:
                 family = AF_INET    # ip route show: IPv4 unless -6 or table all
-            return route.list(sock, family, table)
+            return route.iterate(sock, family, table)
         if cmd.obj == "neigh":
             return neighbour.list(sock, links.index(a["dev"]) if "dev" in a else 0, family)
         return rule.list(sock, family or AF_INET)

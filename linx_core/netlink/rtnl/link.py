@@ -11,12 +11,14 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from ... import target as _target
 from ...errors import UsageError
 from ...ip import MAC
 from .. import codec, transport
 from ..codec import (NLM_F_CREATE, NLM_F_EXCL, Array, Dispatch, Table, lladdr, s32, strz, u8,
                      u16, u32, be16)
 from ..errors import NetlinkError
+from . import names
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 IFINFOMSG = struct.Struct("=BxHiII")    # family, pad, type, index, flags, change
@@ -277,7 +279,6 @@ def set(sock: transport.Socket, dev: str, *, master: str | None = None, netns=No
     """Change a link. master: a name, or "" for nomaster. netns: a target (pid:N, a netns
     file path, an ip netns name, a session) — by pid when it is one (IFLA_NET_NS_PID),
     otherwise by an fd on the namespace file (IFLA_NET_NS_FD)."""
-    from ... import target as _target
     ifindex = index(sock, dev)
     master_index = None
     if master is not None:
@@ -325,7 +326,6 @@ def flag_names(flags: int, mdown: bool = False) -> "list[str]":
 def to_json(link: Link, by_index: dict) -> dict:
     """The object `ip -j link show` prints (ip/ipaddress.c print_linkinfo), same keys, same
     order; by_index maps ifindex -> Link to name the parent and master."""
-    from . import names
     a = link.attrs
     out = {"ifindex": link.index}
     mdown = False

@@ -9,6 +9,7 @@ from ...ip import IP, MAC
 from .. import codec, transport
 from ..codec import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, CStruct, Table, ipaddr, lladdr, u8, u16, u32
 from ..errors import NetlinkError
+from . import link, names
 
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 NDMSG = struct.Struct("=BxxxiHBB")   # family, pad, pad, ifindex, state, flags, type
@@ -128,7 +129,6 @@ def sharpen(e: NetlinkError) -> NetlinkError:
 
 def to_json(n: Neighbour, by_index: dict, dev_filter: bool = False) -> dict:
     """The object `ip -j neigh show` prints (ip/ipneigh.c print_neigh)."""
-    from . import link as _link
     a = n.attrs
     out = {}
     if "dst" in a:
@@ -137,7 +137,7 @@ def to_json(n: Neighbour, by_index: dict, dev_filter: bool = False) -> dict:
         other = by_index.get(n.ifindex)
         out["dev"] = other.name if other else f"if{n.ifindex}"
     if "lladdr" in a:
-        out["lladdr"] = _link._lladdr(a["lladdr"])
+        out["lladdr"] = link._lladdr(a["lladdr"])
     for name, bit in (("router", NTF_ROUTER), ("proxy", NTF_PROXY),
                       ("extern_learn", NTF_EXT_LEARNED), ("offload", NTF_OFFLOADED)):
         if n.flags & bit:
@@ -145,6 +145,5 @@ def to_json(n: Neighbour, by_index: dict, dev_filter: bool = False) -> dict:
     if n.state:
         out["state"] = [name for name, bit in NUD if n.state & bit]
     if a.get("protocol"):
-        from . import names
         out["protocol"] = names.n2a("rt_protos", a["protocol"])
     return out

@@ -106,18 +106,32 @@ def _table_fields(table: int) -> tuple[int, int | None]:
     return (table, None) if table < 256 else (RT_TABLE_UNSPEC, table)
 
 
-def list(sock: transport.Socket, family: int = 0, table: int | None = None) -> "list[Route]":
-    """Routes of `family` (0: all), of one table when given (the kernel filters: strict
-    dump checking), cached clones left out as `ip route show` does."""
+def _dump_body(family: int, table: int | None) -> bytes:
+    """Kernel-side filters under strict dump checking: the family, and the table."""
     hdr, ext = _table_fields(table) if table else (0, None)
-    body = RTMSG.pack(family, 0, 0, 0, hdr, 0, 0, 0, 0) + RTA.encode({"table": ext})
-    out = []
-    for m in transport.dump(sock, RTM_GETROUTE, body, op="route show"):
+    return RTMSG.pack(family, 0, 0, 0, hdr, 0, 0, 0, 0) + RTA.encode({"table": ext})
+
+
+def _keep(msgs, table: int | None):
+    """Routes, without the cached clones (as `ip route show`), of `table` when given."""
+    for m in msgs:
         if m.type == RTM_NEWROUTE:
             r = decode(m.body)
-            if not r.flags & RTM_F_CLONED and (not table or r.table == table):
-                out.append(r)
-    return out
+            if not r.hdr[8] & RTM_F_CLONED and (not table or r.table == table):
+                yield r
+
+
+def list(sock: transport.Socket, family: int = 0, table: int | None = None) -> "list[Route]":
+    """Routes of `family` (0: all), of one table when given; redone if the dump was torn."""
+    msgs = transport.dump(sock, RTM_GETROUTE, _dump_body(family, table), op="route show")
+    return [*_keep(msgs, table)]
+
+
+def iterate(sock: transport.Socket, family: int = 0, table: int | None = None):
+    """As list(), streamed: routes as the kernel sends them (a full table can be a million),
+    DumpInterrupted at the end if it was torn. Read it to the end before the next request."""
+    return _keep(transport.dump_iter(sock, RTM_GETROUTE, _dump_body(family, table),
+                                     op="route show"), table)
 
 
 def get(sock: transport.Socket, dst, *, src=None, oif: int | None = None, iif: int | None = None,
