@@ -29,12 +29,12 @@ docs:
 SHARE := /usr/local/share
 install-docs:
 	@mkdir -p $(SHARE)/man/man1 $(SHARE)/man/man5 $(SHARE)/bash-completion/completions \
-	  $(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d
+	  $(SHARE)/zsh/site-functions /etc/fish/completions
 	@find $(SHARE)/man -lname '$(CURDIR)/man/*' -delete
 	@ln -sf $(CURDIR)/man/*.1 $(SHARE)/man/man1/ && ln -sf $(CURDIR)/man/*.5 $(SHARE)/man/man5/
 	@ln -sf $(CURDIR)/completions/linx.bash $(SHARE)/bash-completion/completions/linx
 	@ln -sf $(CURDIR)/completions/_linx $(SHARE)/zsh/site-functions/_linx
-	@ln -sf $(CURDIR)/completions/linx.fish $(SHARE)/fish/vendor_completions.d/linx.fish
+	@ln -sf $(CURDIR)/completions/linx.fish /etc/fish/completions/linx.fish
 
 demo: setup
 	@sh examples/demo.sh $(VENV)/bin/linx

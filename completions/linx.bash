@@ -3,7 +3,7 @@
 
 declare -gA _linx_nav _linx_subs _linx_opts _linx_vals _linx_words _linx_args
 _linx_nav=(
-  ['linx']='run exec net ps inspect attach logs kill wait rm spec mount user cgroup sysctl caps seccomp'
+  ['linx']='run exec net ps inspect attach logs kill wait rm spec mount user cgroup sysctl caps seccomp nft'
   ['linx net']='link addr route neigh rule stats apply monitor address neighbour neighbor'
   ['linx net link']='show add del set'
   ['linx net addr']='show add del'
@@ -20,9 +20,11 @@ _linx_nav=(
   ['linx sysctl']='get get-int set list apply'
   ['linx caps']='show decode'
   ['linx seccomp']='compile disasm import show'
+  ['linx nft']='push pull fmt check flush delete'
+  ['linx nft delete']='table'
 )
 _linx_subs=(
-  ['linx']='run exec net ps inspect attach logs kill wait rm spec mount user cgroup sysctl caps seccomp'
+  ['linx']='run exec net ps inspect attach logs kill wait rm spec mount user cgroup sysctl caps seccomp nft'
   ['linx net']='link addr route neigh rule stats apply monitor'
   ['linx net link']='show add del set'
   ['linx net addr']='show add del'
@@ -39,6 +41,8 @@ _linx_subs=(
   ['linx sysctl']='get get-int set list apply'
   ['linx caps']='show decode'
   ['linx seccomp']='compile disasm import show'
+  ['linx nft']='push pull fmt check flush delete'
+  ['linx nft delete']='table'
 )
 _linx_opts=(
   ['linx']='-h --help'
@@ -144,6 +148,14 @@ _linx_opts=(
   ['linx seccomp disasm']='--arch --json -h --help'
   ['linx seccomp import']='-o --output --arch --caps -h --help'
   ['linx seccomp show']='--disasm --json -h --help'
+  ['linx nft']='-h --help'
+  ['linx nft push']='-n --netns -h --help'
+  ['linx nft pull']='-n --netns --table --json -h --help'
+  ['linx nft fmt']='--check --write -h --help'
+  ['linx nft check']='--debug -n --netns -h --help'
+  ['linx nft flush']='-n --netns -h --help'
+  ['linx nft delete']='-h --help'
+  ['linx nft delete table']='-n --netns -h --help'
 )
 _linx_vals=(
   ['linx run --spec']='file'
@@ -359,6 +371,18 @@ _linx_vals=(
   ['linx seccomp import --output']='file'
   ['linx seccomp import --arch']='-'
   ['linx seccomp import --caps']='-'
+  ['linx nft push -n']='target'
+  ['linx nft push --netns']='target'
+  ['linx nft pull -n']='target'
+  ['linx nft pull --netns']='target'
+  ['linx nft pull --table']='-'
+  ['linx nft check --debug']='-'
+  ['linx nft check -n']='target'
+  ['linx nft check --netns']='target'
+  ['linx nft flush -n']='target'
+  ['linx nft flush --netns']='target'
+  ['linx nft delete table -n']='target'
+  ['linx nft delete table --netns']='target'
 )
 _linx_words=(
   ['linx net link add']='link type peer name mode id mtu address'
@@ -400,7 +424,7 @@ _linx_args=(
   ['linx net link show']='interface'
   ['linx net link add']='-'
   ['linx net link del']='interface'
-  ['linx net link set']='interface -'
+  ['linx net link set']='interface'
   ['linx net addr add']='-'
   ['linx net addr del']='-'
   ['linx net route get']='-'
@@ -413,7 +437,7 @@ _linx_args=(
   ['linx net neigh replace']='-'
   ['linx net neigh change']='-'
   ['linx net neigh del']='-'
-  ['linx net stats']='file'
+  ['linx net stats']='interface'
   ['linx net apply']='file'
   ['linx net monitor']='choice:link,addr,route,neigh,rule ...'
   ['linx net address add']='-'
@@ -469,6 +493,10 @@ _linx_args=(
   ['linx seccomp disasm']='file'
   ['linx seccomp import']='-'
   ['linx seccomp show']='-'
+  ['linx nft push']='file'
+  ['linx nft fmt']='file'
+  ['linx nft check']='file'
+  ['linx nft delete table']='- -'
 )
 _linx_signals='HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS'
 # Walk the words before the cursor: find the command path, the value an option or keyword

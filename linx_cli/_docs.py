@@ -345,6 +345,8 @@ def kind_of(param: click.Parameter, node: Node) -> str:
     for name in getattr(param, "opts", ()):
         if name in KIND_OPTIONS:
             return KIND_OPTIONS[name]
+    if isinstance(param, click.Argument) and not param.metavar:   # named, not described
+        return "interface" if param.name.upper() in KIND_WORDS[1][1] else "file"
     mv = param.metavar or ""
     bare = mv.strip("[].")
     if re.fullmatch(r"[a-z][a-z0-9-]*(\|[a-z][a-z0-9-]*)+", bare):
@@ -358,8 +360,6 @@ def kind_of(param: click.Parameter, node: Node) -> str:
     for kind, marks in KIND_WORDS:
         if words & marks:
             return kind
-    if isinstance(param, click.Argument) and not param.metavar:
-        return "file"             # a bare positional: most are paths (mount, cgroup)
     return ""
 
 
@@ -396,7 +396,8 @@ def grammar(text: str) -> dict:
                 key = alts[0]
             else:
                 words.update({w: None for w in lower if w not in words})
-                args.append(kind or "-")
+                if holders:
+                    args.append(kind or "-")
                 key = None
             if closes:
                 key = None
