@@ -36,7 +36,7 @@ TABLE_FLAGS = {"dormant": 1, "owner": 2, "persist": 4}
 LOG_LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warn": 4, "notice": 5,
               "info": 6, "debug": 7, "audit": 8}
 LOG_FLAG_BITS = {"tcp sequence": 1, "tcp options": 2, "ip options": 4, "skuid": 8,
-                 "ether": 16, "all": 31}
+                 "ether": 0x20, "all": 0x2f}     # NF_LOG_* of nf_log.h
 NAT_TYPES = {"snat": 0, "dnat": 1}
 NAT_FLAGS = {"random": 4, "persistent": 8, "fully-random": 16}
 NF_NAT_RANGE_PROTO_SPECIFIED = 2
@@ -626,7 +626,7 @@ class Compiler:
         if isinstance(e, M.Binop):
             return self.type_of(e.left)
         if isinstance(e, M.RawPayload):
-            return T.integer(e.bits, T.BIG)
+            return T.xinteger(e.bits)
         if isinstance(e, (M.Numgen, M.Hash)):
             return T.integer(32, T.HOST)
         if isinstance(e, M.Concat):
@@ -901,6 +901,10 @@ class Compiler:
                 self.emit("byteorder", sreg=_put_reg(sreg), dreg=_put_reg(sreg), op=1,
                           len=typ.size, size=_swap_size(typ.bits))
             key = typ if isinstance(typ, tuple) else (typ,)
+            shift = _field_shift(left)
+            if shift and isinstance(right, M.SetLit):
+                # the field sits `shift` bits up in the loaded bytes; so do the elements
+                right = M.SetLit(tuple(_shift_elem(e, shift) for e in right.elems), loc=right.loc)
             name, sid = self.set_for(right, key, None, s.loc)
             d = {"set": name, "sreg": _put_reg(sreg)}
             if sid:
@@ -1399,6 +1403,28 @@ def _field_bytes(m) -> bytes:
     if isinstance(v, str):
         return v.encode().ljust(bits // 8, b"\0")
     return v.to_bytes(bits // 8, typ.order)
+
+
+def _field_shift(e) -> int:
+    if not isinstance(e, M.Payload):
+        return 0
+    desc = P.PROTOS[e.proto]
+    off, bits, _ = desc.fields[e.field]
+    off += desc.offset
+    if not (off % 8 or bits % 8):
+        return 0
+    start, end = off // 8, (off + bits + 7) // 8
+    return (end - start) * 8 - (off - start * 8) - bits
+
+
+def _shift_elem(e, shift):
+    if isinstance(e, M.Value):
+        return M.Value(e.type, e.v << shift, loc=e.loc)
+    if isinstance(e, M.Range):
+        return M.Range(_shift_elem(e.lo, shift), _shift_elem(e.hi, shift), loc=e.loc)
+    if isinstance(e, M.Elem):
+        return M.Elem(_shift_elem(e.key, shift), e.timeout, e.expires, e.comment, e.stmts)
+    return e
 
 
 def _swap_size(bits: int) -> int:

@@ -424,7 +424,7 @@ class RuleDecoder:
         if d.get("type", 0) == 1:
             e = M.Hash("symhash", None, d["modulus"], None, d.get("offset", 0))
         else:
-            e = M.Hash("jhash", self.expr_of(d["sreg"]), d["modulus"], d.get("seed"),
+            e = M.Hash("jhash", self.span(d["sreg"], d["len"]), d["modulus"], d.get("seed"),
                        d.get("offset", 0))
         self.regs[d["dreg"]] = Reg(e)
 
@@ -486,6 +486,8 @@ class RuleDecoder:
             raise DecodeError("lookup on an empty register")
         left = self.concat_or_single(d["sreg"], ks)
         mapping = self.mapping_of(ks)
+        if r.field_mask and r.shift and isinstance(mapping, M.SetLit):
+            mapping = M.SetLit(tuple(_unshift(e, r.shift) for e in mapping.elems))
         if "dreg" in d:
             if d["dreg"] == 0:
                 self.stmts.append(M.Vmap(left, mapping))
@@ -498,6 +500,21 @@ class RuleDecoder:
         if ks.anonymous and not (ks.flags & SET_EVAL):
             return M.SetLit(tuple(elements(ks)))
         return M.SetRef(ks.name)
+
+    def span(self, sreg: int, nbytes: int):
+        """The expression(s) in `nbytes` of registers from sreg: a concatenation when one
+        register's field is shorter."""
+        slot, items, got = _slot(sreg), [], 0
+        while got < nbytes:
+            r = self.regs.get(_reg(slot))
+            if r is None:
+                raise DecodeError("hash over an empty register")
+            e, typ = self.left_of(r)
+            items.append(e)
+            n = (typ.size + 3) // 4 * 4
+            got += n
+            slot += n // 4
+        return items[0] if len(items) == 1 else M.Concat(tuple(items))
 
     def concat_or_single(self, sreg: int, ks: KSet):
         """The key a lookup reads: one register, or consecutive ones for a concatenation
@@ -531,11 +548,11 @@ class RuleDecoder:
     def x_log(self, d):
         flags = []
         fl = d.get("flags", 0)
-        if fl & 31 == 31:
+        if fl & 0x2f == 0x2f:
             flags = ["all"]
         else:
             for bit, name in ((1, "tcp sequence"), (2, "tcp options"), (4, "ip options"),
-                              (8, "skuid"), (16, "ether")):
+                              (8, "skuid"), (0x20, "ether")):
                 if fl & bit:
                     flags.append(name)
         level = LOG_LEVELS.get(d["level"]) if "level" in d else None
@@ -727,7 +744,7 @@ class RuleDecoder:
         if isinstance(e, (M.Numgen, M.Hash)):
             return T.integer(32, T.HOST)
         if isinstance(e, M.RawPayload):
-            return T.integer(e.bits, T.BIG)
+            return T.xinteger(e.bits)
         if isinstance(e, M.MapExpr):
             return None
         raise DecodeError(f"no type for {e!r}")
@@ -737,8 +754,8 @@ class RuleDecoder:
         desc_name = self.ctx.get(base)
         if base == P.TH and desc_name is None:
             desc_name = "th"
-        if base == P.LL and desc_name in ("inet", "netdev", None):
-            desc_name = "ether"
+        if base == P.LL and desc_name not in ("ether", "vlan"):
+            desc_name = None      # no iiftype/ether dependency: the link layer is unknown
         candidates = [desc_name] if desc_name else []
         if desc_name == "ether":
             candidates.append("vlan")
@@ -769,7 +786,7 @@ class RuleDecoder:
                     self.payload_dependency_kill(base, name)
                     return M.Payload(name, fname), typ
         bits = length * 8
-        return M.RawPayload(base, off * 8, bits), T.integer(bits, T.BIG)
+        return M.RawPayload(base, off * 8, bits), T.xinteger(bits)
 
     def expand(self, payload, data: bytes):
         """payload_match_expand(): one load and compare over adjacent fields (nft merges
@@ -967,6 +984,18 @@ class RuleDecoder:
         dep = self.deps.pop(base, None)
         if dep is not None:
             self.stmts[dep[0]] = None
+
+
+def _unshift(e, shift):
+    if isinstance(e, M.Value):
+        return M.Value(e.type, e.v >> shift)
+    if isinstance(e, M.Range):
+        return M.Range(_unshift(e.lo, shift), _unshift(e.hi, shift))
+    if isinstance(e, M.Elem):
+        return M.Elem(_unshift(e.key, shift), e.timeout, e.expires, e.comment, e.stmts)
+    if isinstance(e, M.Mapping):
+        return M.Mapping(_unshift(e.key, shift), e.data)
+    return e
 
 
 def _is_prefix_mask(m: int, bits: int) -> bool:

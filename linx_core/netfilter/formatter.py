@@ -43,9 +43,10 @@ def format_table(t: M.Table) -> str:
         blocks.append(format_flowtable(ft))
     for c in t.chains.values():
         blocks.append(format_chain(c, t.family))
+    # nft puts a blank line after the flags line but not after the comment line.
     body = "\n".join(head)
-    if head and blocks:
-        body += "\n\n"
+    if head:
+        body += "\n\n" if flags and blocks else "\n"
     body += "\n".join(blocks)
     if body and not body.endswith("\n"):
         body += "\n"
@@ -447,8 +448,9 @@ def fmt_verdict(v: M.Verdict) -> str:
 def fmt_match(s: M.Match, family) -> str:
     left, right = s.left, s.right
     if (isinstance(left, M.Binop) and left.op == "&" and isinstance(left.right, M.Flags)
-            and isinstance(right, M.Flags) and s.op in ("==", "")):
-        return f"{fmt_expr(left.left, family)} {fmt_expr(right, family)} / " \
+            and isinstance(right, M.Flags) and s.op in ("==", "", "!=")):
+        op = "!= " if s.op == "!=" else ""
+        return f"{fmt_expr(left.left, family)} {op}{fmt_expr(right, family)} / " \
                f"{fmt_expr(left.right, family)}"
     lt = fmt_expr(left, family)
     rt = fmt_expr(right, family)

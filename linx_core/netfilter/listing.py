@@ -119,7 +119,7 @@ def _log(d):
             s += f"level {d['level']} "
         fl = d.get("flags", 0)
         for bit, word in ((1, "tcpseq"), (2, "tcpopt"), (4, "ipopt"), (8, "uid"),
-                          (16, "macdecode")):
+                          (0x20, "macdecode")):
             if fl & bit:
                 s += word + " "
     return s

@@ -663,7 +663,7 @@ class Parser:
         if isinstance(e, M.Binop):
             return self.type_of(e.left)
         if isinstance(e, M.RawPayload):
-            return T.integer(e.bits, T.BIG)
+            return T.xinteger(e.bits)
         if isinstance(e, (M.Numgen, M.Hash)):
             return T.integer(32, T.HOST)
         if isinstance(e, M.MapExpr):
@@ -784,6 +784,11 @@ class Parser:
         if typ.kind == "verdict":
             return M.Value(T.VERDICT, self.verdict(), loc=loc)
         try:
+            if kind == "n" and typ.kind == "classid" and self.peek(1)[0] == ":":
+                self.next()
+                self.next()
+                minor = self.next()
+                return M.Value(typ, typ.parse(f"{text}:{minor[1]}"), loc=loc)
             if kind == "n":
                 self.next()
                 if typ.kind in ("str", "ifindex"):
@@ -1010,16 +1015,19 @@ class Parser:
                 log.qthreshold = self.number()
             elif self.at_word("flags"):
                 self.next()
-                while True:
-                    ft = self.peek()
-                    f = self.word("a log flag")
-                    if f in ("tcp", "ip"):
-                        f = f"{f} {self.word()}"
-                    if f not in LOG_FLAGS:
-                        raise self.error(f"unknown log flag {f!r}", ft)
-                    flags.append(f)
-                    if not self.accept(","):
-                        break
+                ft = self.peek()
+                f = self.word("a log flag")
+                if f in ("tcp", "ip"):
+                    sub = [self.word(f"{f} log flags")]
+                    while self.accept(","):
+                        sub.append(self.word(f"{f} log flags"))
+                    names = [f"{f} {x}" for x in sub]
+                else:
+                    names = [f]
+                for name in names:
+                    if name not in LOG_FLAGS:
+                        raise self.error(f"unknown log flag {name!r}", ft)
+                    flags.append(name)
             else:
                 break
         log.flags = tuple(flags)
@@ -1598,8 +1606,9 @@ class Parser:
                     self.next()
                     spec["wscale"] = self.number()
                 elif self.at_word("timestamp", "sack-perm"):
-                    spec.setdefault("flags", [])
-                    spec["flags"].append(self.next()[1])
+                    while self.at_word("timestamp", "sack-perm"):
+                        spec.setdefault("flags", [])
+                        spec["flags"].append(self.next()[1])
                 else:
                     raise self.error("synproxy: expected mss, wscale, timestamp or sack-perm")
             else:
@@ -1733,7 +1742,10 @@ def _include(pt, source_dir, variables, depth, seen):
     path = pt[1]
     if depth > 16:
         raise NftError(pt[3].loc(pt[2]), "include: nested too deeply")
+    # Relative to the including file first, then to the working directory.
     full = path if os.path.isabs(path) else os.path.join(source_dir, path)
+    if not os.path.isabs(path) and not glob.glob(full) and glob.glob(path):
+        full = path
     names = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
     out = []
     for name in names:

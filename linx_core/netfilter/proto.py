@@ -182,7 +182,7 @@ META_BARE = frozenset(("iif", "oif", "iifname", "oifname", "iifgroup", "oifgroup
 CT = {
     "state": (0, T.CT_STATE), "direction": (1, T.CT_DIR), "status": (2, T.CT_STATUS),
     "mark": (3, T.MARK), "secmark": (4, T.integer(32, T.HOST)),
-    "expiration": (5, T.TIME), "helper": (6, T.STRING), "l3proto": (7, T.NFPROTO),
+    "expiration": (5, T.TIME), "helper": (6, T.CT_HELPER), "l3proto": (7, T.NFPROTO),
     "saddr": (8, None), "daddr": (9, None), "protocol": (10, T.INET_PROTO),
     "proto-src": (11, T.INET_SERVICE), "proto-dst": (12, T.INET_SERVICE),
     "packets": (14, T.integer(64, T.HOST)), "bytes": (15, T.integer(64, T.HOST)),

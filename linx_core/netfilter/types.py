@@ -61,6 +61,12 @@ class Type:
             return text
         if kind == "time":
             return parse_time(text)
+        if kind == "classid" and ":" in text:
+            major, _, minor = text.partition(":")
+            try:
+                return (int(major or "0", 16) << 16) | int(minor or "0", 16)
+            except ValueError:
+                raise BadValue(f"{text!r} is not a tc handle (MAJOR:MINOR in hex)") from None
         if text in self.symbols:
             return self.symbols[text]
         if kind == "service":
@@ -105,8 +111,8 @@ class Type:
         kind = self.kind
         if kind == "ipv4":
             return str(ipaddress.IPv4Address(v))
-        if kind == "ipv6":
-            return str(ipaddress.IPv6Address(v))
+        if kind == "ipv6":     # inet_ntop(3), as nft prints (::ffff:192.0.2.1)
+            return socket.inet_ntop(socket.AF_INET6, v.to_bytes(16, "big"))
         if kind == "ether":
             return ":".join(f"{b:02x}" for b in v.to_bytes(6, "big"))
         if kind in ("str", "ifindex"):
@@ -117,9 +123,15 @@ class Type:
             return _protocols()[1].get(v, str(v))
         if kind == "bitmask":
             return self.format_flags(v)
+        if kind == "classid":
+            if v == 0xffffffff:
+                return "root"
+            if v == 0:
+                return "none"
+            return f"{v >> 16:x}:{v & 0xffff:x}"
         name = self.names.get(v)
-        if name is not None:
-            return name if kind != "mark" else '"' + name + '"'
+        if name is not None:     # names from iproute2 tables print quoted
+            return f'"{name}"' if self.name in ("devgroup", "mark", "realm") else name
         if self.fmt == "%d":
             return str(v)
         return self.fmt % v
@@ -240,7 +252,8 @@ ARPHRD = _t("iface_type", 21, 16, fmt="0x%04x", desc="network interface type", s
     ("ether", 1), ("ppp", 0x200), ("ipip", 0x300), ("ipip6", 0x301), ("loopback", 0x304),
     ("sit", 0x308), ("ipgre", 0x30a)))
 REALM = _t("realm", 22, 32, fmt="0x%08x", desc="routing realm")
-CLASSID = _t("classid", 23, 32, desc="TC classid")
+CLASSID = _t("classid", 23, 32, kind="classid", desc="TC classid",
+             symbols=(("root", 0xffffffff), ("none", 0)))
 UID = _t("uid", 24, 32, desc="user ID")
 GID = _t("gid", 25, 32, desc="group ID")
 CT_STATE = _t("ct_state", 26, 32, kind="bitmask", fmt="0x%x", desc="conntrack state", symbols=(
@@ -285,10 +298,20 @@ CT_EVENT = _t("ct_event", 40, 32, kind="bitmask", fmt="0x%x", desc="conntrack ev
               symbols=(("new", 1), ("related", 2), ("destroy", 4), ("reply", 8),
                        ("assured", 16), ("protoinfo", 32), ("helper", 64), ("mark", 128),
                        ("seqadj", 256), ("secmark", 512), ("label", 1024)))
+CT_HELPER = _t("string", 5, 16 * 8, kind="str", desc="conntrack helper name")
 IFNAME = _t("ifname", 41, 16 * 8, kind="str", desc="network interface name")
 
 # Integer fields of protocol headers, by width: integer_type with the field's size.
 _INTS: dict = {}
+
+
+def xinteger(bits: int) -> Type:
+    """A raw payload's value: an integer nft prints in hex (xinteger_type)."""
+    key = (bits, "x")
+    t = _INTS.get(key)
+    if t is None:
+        t = _INTS[key] = Type("integer", 4, bits, BIG, fmt="0x%x")
+    return t
 
 
 def integer(bits: int, order: str = BIG) -> Type:
