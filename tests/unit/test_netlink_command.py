@@ -63,6 +63,8 @@ def test_batch_parses_every_line_first():
     assert str(e.value).startswith("routes.txt:5: ")
     cmds = command.parse_batch(text.rsplit("\n", 2)[0], "routes.txt")
     assert [c.where for c in cmds] == ["routes.txt:2", "routes.txt:4"]
+    with pytest.raises(UsageError, match="^b:1: `route show` reads"):
+        command.parse_batch("route show\n", "b")
 
 
 def test_index_filled_in_at_send_time():

@@ -6,6 +6,7 @@ syscall); run() carries one out on a socket; apply() runs a batch, sending conse
 `add`s of addresses, routes, neighbours and rules pipelined (many per sendmsg) and every
 other command on its own, in order.
 """
+import errno
 from dataclasses import dataclass, field
 
 from ...errors import UsageError
@@ -327,7 +328,7 @@ class Links:
         if self.names is None or name not in self.names:
             self.names = {l.name: l.index for l in link.list(self.sock)}
         if name not in self.names:
-            raise NetlinkError("link get", name, 19, f"no such {what} \"{name}\"")
+            raise NetlinkError("link get", name, errno.ENODEV, f"no such {what} \"{name}\"")
         return self.names[name]
 
     def forget(self) -> None:
@@ -463,5 +464,8 @@ def parse_batch(text: str, path: str, family: int = 0) -> "list[Command]":
             continue
         if words[0] == "ip":
             words = words[1:]
-        out.append(parse(words, f"{path}:{number}", family))
+        cmd = parse(words, f"{path}:{number}", family)
+        if cmd.verb in ("show", "get"):
+            raise UsageError(f"{path}:{number}", f"`{cmd}` reads; a batch only makes changes")
+        out.append(cmd)
     return out
