@@ -231,3 +231,25 @@ def test_veth_into_a_workload_at_its_checkpoint(run_linx, netns):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 received" in r.stdout
     assert "ct0" not in {l["ifname"] for l in ipj(netns, "link", "show")}   # gone with the child
+
+
+def test_session_as_target(run_linx, netns):
+    """A link handed to a running session by name, then configured through it; read back
+    with ip inside the session's netns."""
+    import uuid
+
+    from linx_core.target import parse
+    name = f"net-{uuid.uuid4().hex[:6]}"
+    r = run_linx("run", "-d", "--name", name, "--ns", "net", "--", "sleep", "30")
+    assert r.returncode == 0, r.stderr
+    try:
+        sh(netns, "link add s0 type veth peer name s1")
+        assert net(run_linx, netns, "link", "set", "s1", "netns", name).returncode == 0
+        assert run_linx("net", "-n", name, "addr", "add", "10.77.0.2/24", "dev", "s1").returncode == 0
+        inside = subprocess.run(["nsenter", f"--net={parse(name).ns_path('net')}",
+                                 "ip", "-j", "addr", "show", "dev", "s1"],
+                                capture_output=True, text=True, check=True).stdout
+        assert [a["local"] for a in json.loads(inside)[0]["addr_info"]] == ["10.77.0.2"]
+        assert "s1" not in {l["ifname"] for l in ipj(netns, "link", "show")}
+    finally:
+        run_linx("rm", "-f", name)
