@@ -199,7 +199,9 @@ def _parse_addr(cmd: Command, w: _Words, family: int) -> None:
 def _parse_route(cmd: Command, w: _Words, family: int) -> None:
     a = cmd.args
     for word in w:
-        if word == "via":
+        if "dst" not in a and (word[:1].isdigit() or ":" in word or word == "default"):
+            a["dst"] = _prefix(word, w, "to", family)     # first: a batch line starts with it
+        elif word == "via":
             text = w.value("via")
             if text in ("inet", "inet6"):
                 text = w.value("via")
