@@ -287,17 +287,21 @@ class Compiler:
         interval = any(_is_interval(_elem_key(e)) for e in elems)
         if interval:
             flags |= SET_INTERVAL
-        if data is not None:
+        objtype = None
+        if isinstance(data, str) and data != "verdict":     # an object map
+            objtype, data = data, None
+            flags |= SET_OBJECT
+        elif data is not None:
             flags |= SET_MAP
-        name = "__map%d" if data is not None else "__set%d"
+        name = "__objmap%d" if objtype else "__map%d" if data is not None else "__set%d"
         sid = self.next_set_id()
-        attrs = self.set_attrs(name, sid, flags, key, data)
+        attrs = self.set_attrs(name, sid, flags, key, data, objtype)
         if len(key) > 1 and interval:
             attrs["flags"] |= SET_CONCAT
         msg = Msg("newset", self.fam, attrs, loc, f"anonymous set in {self.what}")
         self.msgs.append(msg)
         n = self.elements(name, sid, None, elems, attrs["flags"], anonymous=True, key=key,
-                          data=data)
+                          data=objtype or data)
         desc = {"size": n}
         if len(key) > 1 and interval:
             desc["concat"] = [{"len": t.size} for t in key]

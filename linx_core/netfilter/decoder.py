@@ -883,6 +883,11 @@ class RuleDecoder:
             right = self.typed(typ, data, r.hton)
             self.add_match(M.Match(left, op or "==", right))
             return
+        if typ.kind in ("ipv4", "ipv6") and len(data) < typ.size:
+            # a compare on the first bytes only: a byte-aligned prefix
+            v = int.from_bytes(data.ljust(typ.size, b"\0"), "big")
+            self.add_match(M.Match(left, op, M.Prefix(M.Value(typ, v), len(data) * 8)))
+            return
         if typ.kind == "str" and len(data) < typ.size and not data.endswith(b"\0"):
             self.add_match(M.Match(left, op, M.Value(typ, data.decode(errors="replace") + "*")))
             return

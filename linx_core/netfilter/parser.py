@@ -837,7 +837,8 @@ class Parser:
 
     def element(self, key_type, data_type):
         loc = self.loc()
-        if self.at("*"):
+        t = self.peek()
+        if t[0] == "a" and t[1] == "*":
             self.next()
             key = M.Catchall(loc=loc)
         elif isinstance(key_type, tuple):
@@ -971,7 +972,7 @@ class Parser:
         self.next()
         if self.at_word("name"):
             self.next()
-            return M.Objref("counter", self.name_or_map(), loc=loc)
+            return M.Objref("counter", self.name_or_map("counter"), loc=loc)
         packets = nbytes = None
         if self.at_word("packets"):
             self.next()
@@ -980,7 +981,7 @@ class Parser:
             nbytes = self.number()
         return M.Counter(packets, nbytes, loc=loc)
 
-    def name_or_map(self):
+    def name_or_map(self, kind):
         t = self.peek()
         if t[0] == "q" or (t[0] == "w" and t[1] not in PROTO_WORDS and t[1] not in (
                 "meta", "ct") and t[1] not in P.META_BARE):
@@ -988,7 +989,7 @@ class Parser:
             return t[1]
         e = self.expr()
         self.expect("map", "'map'")
-        return M.MapExpr(e, self.mapping(self.type_of(e), None), loc=e.loc)
+        return M.MapExpr(e, self.mapping(self.type_of(e), kind), loc=e.loc)
 
     def log_stmt(self, loc):
         self.next()
@@ -1063,7 +1064,7 @@ class Parser:
         self.next()
         if self.at_word("name"):
             self.next()
-            return M.Objref("limit", self.name_or_map(), loc=loc)
+            return M.Objref("limit", self.name_or_map("limit"), loc=loc)
         self.expect("rate", "'rate'")
         over = bool(self.accept("over"))
         if self.at_word("until"):
@@ -1088,7 +1089,7 @@ class Parser:
         self.next()
         if self.at_word("name"):
             self.next()
-            return M.Objref("quota", self.name_or_map(), loc=loc)
+            return M.Objref("quota", self.name_or_map("quota"), loc=loc)
         over = False
         if self.at_word("over", "until"):
             over = self.next()[1] == "over"
@@ -1301,7 +1302,7 @@ class Parser:
                 flags.append(self.next()[1])
             elif self.at_word("name"):
                 self.next()
-                return M.Objref("synproxy", self.name_or_map(), loc=loc)
+                return M.Objref("synproxy", self.name_or_map("synproxy"), loc=loc)
             else:
                 break
         sp.flags = tuple(f for f in ("timestamp", "sack-perm") if f in flags)

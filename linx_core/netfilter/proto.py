@@ -13,7 +13,7 @@ _INET_HOOKS = {"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrout
 HOOKS = {
     "ip": _INET_HOOKS, "ip6": _INET_HOOKS, "bridge": _INET_HOOKS,
     "inet": {**_INET_HOOKS, "ingress": 5},
-    "arp": {"input": 0, "output": 1, "forward": 2},
+    "arp": {"input": 0, "output": 1},             # nft_chain_filter registers no forward
     "netdev": {"ingress": 0, "egress": 1},
 }
 HOOK_NAMES = {fam: {v: k for k, v in hooks.items()} for fam, hooks in HOOKS.items()}
@@ -182,7 +182,7 @@ META_BARE = frozenset(("iif", "oif", "iifname", "oifname", "iifgroup", "oifgroup
 CT = {
     "state": (0, T.CT_STATE), "direction": (1, T.CT_DIR), "status": (2, T.CT_STATUS),
     "mark": (3, T.MARK), "secmark": (4, T.integer(32, T.HOST)),
-    "expiration": (5, T.TIME), "helper": (6, T.CT_HELPER), "l3proto": (7, T.NFPROTO),
+    "expiration": (5, T.CT_TIME), "helper": (6, T.CT_HELPER), "l3proto": (7, T.NFPROTO),
     "saddr": (8, None), "daddr": (9, None), "protocol": (10, T.INET_PROTO),
     "proto-src": (11, T.INET_SERVICE), "proto-dst": (12, T.INET_SERVICE),
     "packets": (14, T.integer(64, T.HOST)), "bytes": (15, T.integer(64, T.HOST)),

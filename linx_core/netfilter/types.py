@@ -141,10 +141,12 @@ class Type:
         if v in self.names:
             return self.names[v]
         out, rest = [], v
-        for name, bit in self.symbols.items():
-            if bit and rest & bit == bit and bit & (bit - 1) == 0:
-                out.append(name)
+        bit = 1
+        while bit <= v:          # lowest bit first, as nft's binop_tree_to_list order
+            if rest & bit and bit in self.names:
+                out.append(self.names[bit])
                 rest &= ~bit
+            bit <<= 1
         if rest or not out:
             out.append(self.fmt % rest)
         return ",".join(out)
@@ -246,6 +248,7 @@ TCP_FLAG = _t("tcp_flag", 15, 8, BIG, kind="bitmask", fmt="0x%x", desc="TCP flag
     ("fin", 1), ("syn", 2), ("rst", 4), ("psh", 8), ("ack", 16), ("urg", 32), ("ecn", 64),
     ("cwr", 128)))
 TIME = _t("time", 18, 64, kind="time", desc="relative time")
+CT_TIME = _t("time", 18, 32, kind="time", desc="relative time")      # ct expiration
 MARK = _t("mark", 19, 32, fmt="0x%08x", desc="packet mark")
 IFINDEX = _t("iface_index", 20, 32, kind="ifindex", desc="network interface index")
 ARPHRD = _t("iface_type", 21, 16, fmt="0x%04x", desc="network interface type", symbols=(
