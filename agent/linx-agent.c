@@ -51,7 +51,7 @@ enum { REQ_SPAWN = 1, REQ_PROCEED, REQ_ABORT, REQ_SIGNAL, REQ_ATTACH, REQ_INPUT,
        REQ_HOLD };
 enum {
 	EV_READY = 64, EV_RUNNING, EV_EXITED, EV_SIGNALED, EV_ABORTED, EV_ERROR, EV_REFUSED,
-	EV_RESTARTING, EV_OUTPUT,
+	EV_RESTARTING, EV_OUTPUT, EV_SYSCALL,
 };
 enum {
 	T_ARGV = 1, T_ENV, T_CLONE_FLAGS, T_TARGET_PID, T_JOIN_NS, T_SESSION_DIR, T_DETACH, T_PTY,
@@ -59,8 +59,9 @@ enum {
 	T_SIGNO = 20, T_REPLAY, T_DATA, T_ROWS, T_COLS,
 	T_MOUNT_PROC = 30, T_HOSTNAME, T_LO_UP, T_CWD, T_GID, T_GROUPS, T_UID,
 	T_CAP_BOUNDING, T_CAP_SETS, T_CAP_AMBIENT, T_NO_NEW_PRIVS, T_SECCOMP, T_SECCOMP_FLAGS,
+	T_SECCOMP_NOTIFY,
 	T_HOST_PID = 50, T_CHILD_PID, T_CODE, T_EV_SIGNO, T_ERRNO, T_STAGE, T_MESSAGE, T_REQUEST,
-	T_COUNT, T_REASON, T_OUTPUT,
+	T_COUNT, T_REASON, T_OUTPUT, T_NR, T_ARCH,
 };
 
 enum { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
@@ -83,7 +84,7 @@ static const struct fieldspec PROCEED_FIELDS[] = {
 	{T_CWD, 's', 0, 0}, {T_GID, '4', 0, 0}, {T_GROUPS, 's', 0, 0}, {T_UID, '4', 0, 0},
 	{T_CAP_BOUNDING, '8', 0, 0}, {T_CAP_SETS, 'b', 0, 0}, {T_CAP_AMBIENT, '8', 0, 0},
 	{T_NO_NEW_PRIVS, '4', 0, 0}, {T_SECCOMP, 'b', 0, 0}, {T_SECCOMP_FLAGS, '4', 0, 0},
-	{0, 0, 0, 0},
+	{T_SECCOMP_NOTIFY, '4', 0, 0}, {0, 0, 0, 0},
 };
 static const struct fieldspec SIGNAL_FIELDS[] = { {T_SIGNO, '4', 0, 1}, {0, 0, 0, 0} };
 static const struct fieldspec ATTACH_FIELDS[] = { {T_REPLAY, '4', 0, 0}, {0, 0, 0, 0} };
@@ -204,6 +205,7 @@ static char *dup_str(const struct field *f)
 
 /* The child's report to the agent: a record of errno + stage, then _exit. */
 static int status_w = -1;
+static int park_fd = -1; /* the wake-up pipe, kept (O_CLOEXEC) for the listener hand-over */
 
 static void __attribute__((noreturn)) child_fail(const char *stage)
 {
@@ -362,7 +364,8 @@ static void child_apply(const struct msg *m, char **argv, char **envp)
 		child_fail("no_new_privs");
 	/* Last before execve, so the filter need allow nothing of the steps above. */
 	if ((f = find(m, T_SECCOMP))) {
-		const struct field *fl = find(m, T_SECCOMP_FLAGS);
+		const struct field *fl = find(m, T_SECCOMP_FLAGS), *fn = find(m, T_SECCOMP_NOTIFY);
+		int notify = fn && get_u32(fn->p);
 		if (f->len == 0 || f->len % sizeof(struct sock_filter)) {
 			errno = EINVAL;
 			child_fail("seccomp_install");
@@ -371,8 +374,23 @@ static void child_apply(const struct msg *m, char **argv, char **envp)
 			.len = f->len / sizeof(struct sock_filter),
 			.filter = (struct sock_filter *)f->p,
 		};
-		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, fl ? get_u32(fl->p) : 0, &prog) < 0)
+		unsigned int flags = (fl ? get_u32(fl->p) : 0) | (notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0);
+		long lfd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+		if (lfd < 0)
 			child_fail("seccomp_install");
+		if (notify) {
+			/* Hand the listener to the agent (it takes a copy with pidfd_getfd) and wait
+			 * until it has: the workload's first syscall blocks until someone answers. The
+			 * filter must let this code's own calls through (the library's exec gate). */
+			char rec[64] = {0};
+			int fd = (int)lfd;
+			strcpy(rec + 4, "seccomp_listener");
+			memcpy(rec + 60, &fd, 4);
+			char c;
+			if (write(status_w, rec, sizeof rec) != sizeof rec || read(park_fd, &c, 1) != 0)
+				_exit(127);
+			close(fd);
+		}
 	}
 	exec_search(argv, envp);
 	child_fail("execve");
@@ -409,7 +427,7 @@ static void __attribute__((noreturn)) child_main(int park_r, char **argv, char *
 	memcpy(buf, &len, 4);
 	if (read_full(park_r, buf + 4, len - 4) < 0)
 		_exit(0);
-	close(park_r);
+	park_fd = park_r;
 	if (parse_frame(buf, len, &m, err, sizeof err) < 0) {
 		errno = EPROTO;
 		child_fail("malformed_frame");
@@ -594,7 +612,10 @@ static struct {
 	off_t log_size;
 	int held[MAX_HELD];  /* fds kept for the workload's life (the nft owner socket) */
 	int nheld;
-} S = {.status_r = -1, .park_w = -1, .listen_fd = -1, .out_fd = -1, .log_fd = -1};
+	int notify;          /* the proceed frame asks for seccomp_notify */
+	int notify_fd;       /* the seccomp listener taken from the child */
+	struct { uint32_t arch; uint64_t bits[16]; } seen[4]; /* syscalls already reported */
+} S = {.status_r = -1, .park_w = -1, .listen_fd = -1, .out_fd = -1, .log_fd = -1, .notify_fd = -1};
 
 static long long now_ms(void)
 {
@@ -1003,8 +1024,10 @@ static void do_proceed(const uint8_t *frame, uint32_t len)
 			break; /* the child died; SIGCHLD tells the rest */
 		done += n;
 	}
-	close(S.park_w);
-	S.park_w = -1;
+	if (!S.notify) { /* with seccomp_notify, closed once the listener is ours */
+		close(S.park_w);
+		S.park_w = -1;
+	}
 	S.state = S_PROCEEDED;
 }
 
@@ -1038,7 +1061,64 @@ static int run_hooks(void)
 	return 0;
 }
 
-/* The child's reports: its pid (then ready), an error record, or EOF (exec happened). */
+/* seccomp_notify: copy the child's listener (pidfd_getfd), then let it go on to execve. */
+static void take_listener(const uint8_t *rec)
+{
+	int fd, pidfd = syscall(SYS_pidfd_open, S.child, 0);
+	memcpy(&fd, rec + 60, 4);
+	if (S.notify_fd >= 0)
+		close(S.notify_fd); /* a restart's new child brings a new one */
+	S.notify_fd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	if (S.notify_fd < 0) {
+		S.err_errno = errno;
+		strcpy(S.err_stage, "seccomp_notify");
+		kill(S.child, SIGKILL);
+	} else {
+		fcntl(S.notify_fd, F_SETFD, FD_CLOEXEC);
+		memset(S.seen, 0, sizeof S.seen);
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	if (S.park_w >= 0) {
+		close(S.park_w);
+		S.park_w = -1;
+	}
+}
+
+/* A notified syscall: report its number the first time it is seen, then let it run
+ * (SECCOMP_USER_NOTIF_FLAG_CONTINUE: the kernel carries on as if the filter had allowed it). */
+static void serve_notify(void)
+{
+	struct seccomp_notif req;
+	memset(&req, 0, sizeof req);
+	if (ioctl(S.notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
+		if (errno != EINTR && errno != ENOENT) {
+			close(S.notify_fd);
+			S.notify_fd = -1;
+		}
+		return;
+	}
+	int slot = 0;
+	while (slot < 3 && S.seen[slot].arch && S.seen[slot].arch != req.data.arch)
+		slot++;
+	S.seen[slot].arch = req.data.arch;
+	int known = req.data.nr >= 0 && req.data.nr < 1024;
+	uint64_t bit = known ? 1ULL << (req.data.nr & 63) : 0;
+	if (!known || !(S.seen[slot].bits[req.data.nr >> 6] & bit)) {
+		if (known)
+			S.seen[slot].bits[req.data.nr >> 6] |= bit;
+		struct out o;
+		out_begin(&o, EV_SYSCALL);
+		out_u32(&o, T_NR, (uint32_t)req.data.nr);
+		out_u32(&o, T_ARCH, req.data.arch);
+		emit(&o, TO_OWNER);
+	}
+	struct seccomp_notif_resp resp = {.id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE};
+	(void)!ioctl(S.notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp); /* ENOENT: it died meanwhile */
+}
+
+/* The child's reports: its pid (then ready), an error record, the seccomp listener, or EOF
+ * (exec happened). */
 static void read_status(void)
 {
 	uint8_t rec[64];
@@ -1084,6 +1164,10 @@ static void read_status(void)
 				do_proceed(S.proceed_frame, S.proceed_len);
 			}
 		}
+		return;
+	}
+	if (n == sizeof rec && S.notify && !memcmp(rec, "\0\0\0\0seccomp_listener", 21)) {
+		take_listener(rec);
 		return;
 	}
 	if (n == sizeof rec) {
@@ -1270,6 +1354,8 @@ static void handle_frame(struct client *c, const uint8_t *frame, uint32_t len)
 				_exit(1);
 			memcpy(S.proceed_frame, frame, len);
 			S.proceed_len = len;
+			const struct field *fn = find(&m, T_SECCOMP_NOTIFY);
+			S.notify = fn && get_u32(fn->p);
 			do_proceed(frame, len);
 		}
 		break;
@@ -1489,7 +1575,7 @@ int main(void)
 	(void)own;
 
 	while (S.state != S_DONE) {
-		struct pollfd p[4 + MAX_CLIENTS];
+		struct pollfd p[5 + MAX_CLIENTS];
 		int lagging = 0;
 		for (int i = 0; i < nclients; i++)
 			lagging |= clients[i]->outlen > BACKLOG_MAX;
@@ -1497,11 +1583,12 @@ int main(void)
 		p[1] = (struct pollfd){.fd = S.status_r, .events = POLLIN};
 		p[2] = (struct pollfd){.fd = lagging ? -1 : S.out_fd, .events = POLLIN};
 		p[3] = (struct pollfd){.fd = S.listen_fd, .events = POLLIN};
+		p[4] = (struct pollfd){.fd = S.notify_fd, .events = POLLIN};
 		int n = nclients;
 		struct client *polled[MAX_CLIENTS];
 		for (int i = 0; i < n; i++) {
 			polled[i] = clients[i];
-			p[4 + i] = (struct pollfd){.fd = clients[i]->fd,
+			p[5 + i] = (struct pollfd){.fd = clients[i]->fd,
 						   .events = POLLIN | (clients[i]->outlen ? POLLOUT : 0)};
 		}
 		int timeout = -1;
@@ -1509,7 +1596,7 @@ int main(void)
 			long long left = S.restart_at_ms - now_ms();
 			timeout = left < 0 ? 0 : (int)left;
 		}
-		if (poll(p, 4 + n, timeout) < 0) {
+		if (poll(p, 5 + n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			agent_exit(1);
@@ -1523,6 +1610,12 @@ int main(void)
 				break;
 			}
 			write_state();
+		}
+		if (p[4].revents & POLLIN)
+			serve_notify();
+		else if (p[4].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			close(S.notify_fd); /* every task of the filter is gone */
+			S.notify_fd = -1;
 		}
 		if (p[1].revents)
 			read_status();
@@ -1550,11 +1643,11 @@ int main(void)
 			int alive = 0;
 			for (int j = 0; j < nclients; j++)
 				alive |= clients[j] == c;
-			if (!alive || !p[4 + i].revents)
+			if (!alive || !p[5 + i].revents)
 				continue;
-			if (p[4 + i].revents & POLLOUT)
+			if (p[5 + i].revents & POLLOUT)
 				client_flush(c);
-			if (p[4 + i].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (p[5 + i].revents & (POLLIN | POLLHUP | POLLERR)) {
 				int r = client_read(c);
 				if (r < 0)
 					client_drop(c);

@@ -23,7 +23,7 @@ RESTART = {"no": 0, "on-failure": 1, "always": 2}
 
 CHILD_SETTINGS = ("mount_proc", "hostname", "lo_up", "cwd", "gid", "groups", "uid",
                   "cap_bounding", "cap_sets", "cap_ambient", "no_new_privs",
-                  "seccomp", "seccomp_flags")
+                  "seccomp", "seccomp_flags", "seccomp_notify")
 
 
 def agent_path() -> str:

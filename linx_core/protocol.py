@@ -14,10 +14,10 @@ MAX_FRAME = 1 << 20
 # requests
 SPAWN, PROCEED, ABORT, SIGNAL, ATTACH, INPUT, RESIZE, WAIT, HOLD = range(1, 10)
 # events
-READY, RUNNING, EXITED, SIGNALED, ABORTED, ERROR, REFUSED, RESTARTING, OUTPUT = range(64, 73)
+READY, RUNNING, EXITED, SIGNALED, ABORTED, ERROR, REFUSED, RESTARTING, OUTPUT, SYSCALL = range(64, 74)
 EVENT_NAMES = {READY: "ready", RUNNING: "running", EXITED: "exited", SIGNALED: "signaled",
                ABORTED: "aborted", ERROR: "error", REFUSED: "refused",
-               RESTARTING: "restarting", OUTPUT: "output"}
+               RESTARTING: "restarting", OUTPUT: "output", SYSCALL: "syscall"}
 TERMINAL = frozenset({"exited", "signaled", "aborted", "error"})
 
 # (tag, codec); codecs: "s" str, "b" bytes, "4" u32, "8" u64. Ids from PROTOCOL.md.
@@ -30,7 +30,7 @@ REQUEST_FIELDS = {
     "mount_proc": (30, "4"), "hostname": (31, "s"), "lo_up": (32, "4"), "cwd": (33, "s"),
     "gid": (34, "4"), "groups": (35, "s"), "uid": (36, "4"), "cap_bounding": (37, "8"),
     "cap_sets": (38, "b"), "cap_ambient": (39, "8"), "no_new_privs": (40, "4"),
-    "seccomp": (41, "b"), "seccomp_flags": (42, "4"),
+    "seccomp": (41, "b"), "seccomp_flags": (42, "4"), "seccomp_notify": (43, "4"),
 }
 # per event type: {tag: (name, codec, required)}
 EVENT_FIELDS = {
@@ -43,6 +43,7 @@ EVENT_FIELDS = {
     REFUSED: {57: ("request", "4", True), 54: ("errno", "4", True), 56: ("message", "s", True)},
     RESTARTING: {58: ("count", "4", True), 59: ("reason", "s", True)},
     OUTPUT: {60: ("data", "b", True)},
+    SYSCALL: {61: ("nr", "4", True), 62: ("arch", "4", True)},
 }
 
 
