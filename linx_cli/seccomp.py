@@ -178,6 +178,46 @@ def show(pid: int = typer.Argument(..., metavar="PID"),
             print("    " + line)
 
 
+@app.command("record", context_settings={"allow_interspersed_args": False})
+def record(argv: list[str] = typer.Argument(..., metavar="-- COMMAND [ARG]...",
+                                            help="The workload to record; searched in its PATH."),
+           output: str = typer.Option(..., "-o", "--output", metavar="FILE",
+                                      help="Where the profile goes (Docker/OCI seccomp JSON)."),
+           default: str = typer.Option("kill_process", "--default", metavar="ACTION",
+                                       help="The profile's action for every syscall not recorded: "
+                                            "kill_process, kill_thread, trap, log or errno(NAME)."),
+           ns: str = typer.Option("", "--ns", metavar="LIST", help="Fresh namespaces, as linx run --ns."),
+           user: str = typer.Option(None, "--user", "-u", metavar="UID[:GID]", help="Run as this uid/gid."),
+           no_new_privs: bool = typer.Option(False, "--no-new-privs",
+                                             help="Set PR_SET_NO_NEW_PRIVS (needed without CAP_SYS_ADMIN).")) -> None:
+    """Run a workload once and write the syscalls it made as an allow-list profile, which
+    `linx run --seccomp FILE` (or Docker) then enforces. Every syscall of the workload is
+    reported to the agent (SECCOMP_RET_USER_NOTIF) and let through unchanged
+    (SECCOMP_USER_NOTIF_FLAG_CONTINUE): no ptrace, no bcc. Exits with the workload's status;
+    the profile is written in any case."""
+    import json
+    from linx_core import capabilities, process, seccomp
+    from linx_core.errors import UsageError
+    from linx_core.seccomp import profile, rules, syscalls
+    from . import _workload
+    arch = syscalls.check_arch(None, "seccomp record")
+    action = rules.Action.parse(default, "--default")
+    profile.to_docker([], arch, action)           # an action Docker can spell, before running
+    kinds = process.parse_namespaces(ns, "--ns")
+    settings = {"no_new_privs": no_new_privs, **_workload.parse_user(user)}
+    sys_admin = 1 << capabilities.BITS["cap_sys_admin"]
+    if not no_new_privs and (settings.get("uid") or not capabilities.read("self").effective & sys_admin):
+        raise UsageError("--no-new-privs", "recording installs a seccomp filter, which needs "
+                                           "--no-new-privs without CAP_SYS_ADMIN")
+    session = process.Session.spawn(argv, kinds)
+    with session:
+        status = _workload.drive(session, settings, [], lambda pid: settings.update(seccomp.record_settings(pid)))
+    names = seccomp.recorded(session.events_seen, arch)
+    _write(output, (json.dumps(profile.to_docker(names, arch, action), indent=2) + "\n").encode())
+    print(f"linx: recorded {len(names)} syscalls into {output}", file=sys.stderr)
+    sys.exit(status)
+
+
 # -- linx run ---------------------------------------------------------------------------------
 
 def privileges(cap_drop, cap_add, cap_keep, cap_ambient, seccomp_file, seccomp_allow,

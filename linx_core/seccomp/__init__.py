@@ -99,6 +99,32 @@ def with_exec_gate(ruleset: Ruleset, pid: int) -> Ruleset:
     return ruleset.with_rules_first(gate)
 
 
+def record_settings(pid: int) -> dict:
+    """The agent's settings to record what the parked child `pid` calls once it runs: a filter
+    notifying every syscall made outside the child's current code (the agent's own calls up to
+    execve run), and seccomp_notify, so the agent takes the listener and reports each syscall."""
+    from .compiler import compile_catch_all
+    if not _randomized(pid):
+        raise LinxError("seccomp: recording tells the agent's calls from the workload's by "
+                        "address, and address randomization is off")
+    arch_name = syscalls.check_arch(None, "seccomp record")
+    data = compile_catch_all(arch_name, exec_ranges(pid), Action(bpf.RET_USER_NOTIF))
+    return {"seccomp": data, "seccomp_notify": 1}
+
+
+def recorded(events, arch: str | None = None) -> set[str]:
+    """The syscall names in a session's `syscall` events for the native arch (numbers the table
+    does not name are kept as their number), plus execve: the workload was exec'd (by the
+    agent, whose calls are not recorded), so a profile that is to start it must allow it."""
+    arch = arch or syscalls.check_arch(None, "seccomp record")
+    audit = syscalls.AUDIT_ARCH[arch]
+    names = {"execve"}
+    for ev in events:
+        if ev.get("event") == "syscall" and ev["arch"] == audit:
+            names.add(syscalls.name(ev["nr"], arch) or str(ev["nr"]))
+    return names
+
+
 @dataclass(frozen=True)
 class Plan:
     """What `linx run --seccomp*` asked for, validated before anything runs; resolved into the

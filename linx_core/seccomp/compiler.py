@@ -157,3 +157,26 @@ def compile_ruleset(ruleset: Ruleset) -> bytes:
     if len(program) > bpf.MAXINSNS:
         raise FilterTooLong(len(program))
     return bpf.encode(program)
+
+
+def compile_catch_all(arch: str, ranges, action: Action) -> bytes:
+    """Every syscall gets `action`, except those made from code in `ranges` ([lo, hi) of
+    instruction pointers), which are allowed; other arches are killed. The recorder's filter
+    (action user_notif): the agent's own calls before execve run, every call of the
+    workload is notified."""
+    from .rules import Cond
+    asm = bpf.Asm()
+    native = bpf.Label()
+    asm.ld(bpf.DATA_ARCH)
+    asm.jump(bpf.JEQ, syscalls.AUDIT_ARCH[arch], native, None)
+    asm.ret(BAD_ARCH.value)
+    asm.label(native)
+    for lo, hi in ranges:
+        nxt = bpf.Label()
+        _emit_cond(asm, Cond("ip", ">=", lo), nxt)
+        _emit_cond(asm, Cond("ip", "<", hi), nxt)
+        asm.ret(bpf.RET_ALLOW)
+        asm.label(nxt)
+    asm.ret(action.value)
+    return bpf.encode(asm.assemble())
+

@@ -224,10 +224,19 @@ def from_docker(doc, arch=None, caps=frozenset(), kernel=None, where: str = "pro
     return build(rules, default, arch, flags, where=_key(where, "syscalls")), skipped
 
 
-def to_docker(names, arch: str, default: str = "SCMP_ACT_KILL_PROCESS") -> dict:
+def to_docker(names, arch: str, default: Action = Action(bpf.RET_KILL_PROCESS)) -> dict:
     """An allow-list in the Docker format (what `linx seccomp record` writes)."""
-    return {"defaultAction": default, "architectures": [_SCMP_ARCH[arch]],
-            "syscalls": [{"names": sorted(names), "action": "SCMP_ACT_ALLOW"}]}
+    kind = default.value & bpf.RET_ACTION_FULL
+    docker = {bpf.RET_KILL_PROCESS: "SCMP_ACT_KILL_PROCESS", bpf.RET_KILL_THREAD: "SCMP_ACT_KILL_THREAD",
+              bpf.RET_TRAP: "SCMP_ACT_TRAP", bpf.RET_LOG: "SCMP_ACT_LOG", bpf.RET_ERRNO: "SCMP_ACT_ERRNO"}
+    if kind not in docker or (kind == bpf.RET_TRAP and default.value & bpf.RET_DATA):
+        raise UsageError("--default", f"{default} has no Docker profile spelling (expected "
+                                      f"kill_process, kill_thread, trap, log or errno(N))")
+    doc = {"defaultAction": docker[kind]}
+    if kind == bpf.RET_ERRNO:
+        doc["defaultErrnoRet"] = default.value & bpf.RET_DATA
+    return doc | {"architectures": [_SCMP_ARCH[arch]],
+                  "syscalls": [{"names": sorted(names), "action": "SCMP_ACT_ALLOW"}]}
 
 
 # -- files ------------------------------------------------------------------------------------
