@@ -371,8 +371,7 @@ def run(sock, cmd: Command, links: Links | None = None):
     if cmd.verb == "show":
         family = a.get("family", 0)
         if cmd.obj == "link":
-            found = link.list(sock)
-            return [l for l in found if l.name == a["dev"]] if "dev" in a else found
+            return [link.get(sock, a["dev"])] if "dev" in a else link.list(sock)
         if cmd.obj == "addr":
             return address.list(sock, links.index(a["dev"]) if "dev" in a else 0, family)
         if cmd.obj == "route":
