@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 APT_PACKAGES := gcc make python3-venv python3-dev iproute2 nftables libcap2-bin util-linux \
                 procps busybox-static kmod libseccomp-dev seccomp iputils-ping netcat-openbsd \
-                man-db bash-completion zsh fish
+                man-db bash-completion zsh fish strace
 
 .PHONY: demo test setup apt venv docs install-docs clean
 

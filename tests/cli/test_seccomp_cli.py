@@ -154,3 +154,30 @@ def test_help_does_not_load_the_compiler():
             "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.startswith('linx_core')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert "linx_core.seccomp" not in out.splitlines()[-1]
+
+
+def test_record_then_enforce(tmp_path):
+    """A profile recorded from `ls /` lets `ls /` run as before, and kills a workload that
+    calls a syscall ls never used (mkdir)."""
+    prof = tmp_path / "ls.json"
+    r = linx("seccomp", "record", "-o", prof, "--", "ls", "/")
+    assert r.returncode == 0 and "recorded" in r.stderr
+    doc = json.loads(prof.read_text())
+    assert doc["defaultAction"] == "SCMP_ACT_KILL_PROCESS" and "getdents64" in doc["syscalls"][0]["names"]
+    plain = subprocess.run(["ls", "/"], capture_output=True, text=True).stdout
+    r = linx("run", "--no-new-privs", "--seccomp", prof, "--", "ls", "/")
+    assert r.returncode == 0 and r.stdout == plain
+    r = linx("run", "--no-new-privs", "--seccomp", prof, "--", "mkdir", tmp_path / "d")
+    assert r.returncode == 159 and not (tmp_path / "d").exists()
+
+
+def test_record_status_and_errors(tmp_path):
+    prof = tmp_path / "p.json"
+    assert linx("seccomp", "record", "-o", prof, "--", "sh", "-c", "exit 3").returncode == 3
+    assert prof.exists()
+    r = linx("seccomp", "record", "--default", "errno(ENOSYS)", "-o", prof, "--", "true")
+    assert r.returncode == 0 and json.loads(prof.read_text())["defaultErrnoRet"] == 38
+    r = linx("seccomp", "record", "--default", "trace", "-o", prof, "--", "true")
+    assert r.returncode == 2 and "--default" in r.stderr
+    r = linx("seccomp", "record", "--user", "1000", "-o", prof, "--", "true")
+    assert r.returncode == 2 and "--no-new-privs" in r.stderr

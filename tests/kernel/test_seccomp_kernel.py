@@ -115,3 +115,27 @@ def test_no_new_privs_or_cap_sys_admin_is_required():
 
 def test_status_of_a_process_without_filters():
     assert proc.status(os.getpid())["mode"] == "disabled"
+
+
+def _strace_names(argv, tmp_path) -> set:
+    """strace -f: the reference for what a command calls."""
+    log = tmp_path / "strace.log"
+    import subprocess
+    subprocess.run(["strace", "-f", "-qq", "-o", str(log), *argv], check=True, capture_output=True)
+    import re
+    return {m.group(1) for m in (re.match(r"(?:\d+ +)?([a-z0-9_]+)\(", line) for line in log.read_text().splitlines())
+            if m}
+
+
+@pytest.mark.skipif(not __import__("shutil").which("strace"), reason="strace missing")
+def test_record_sees_what_strace_sees(tmp_path):
+    """The agent's recording of `ls /` (USER_NOTIF, each syscall reported once) is the set
+    strace -f reports for the same command; the agent's own calls before execve are not in it."""
+    s = Session.spawn(["ls", "/"])
+    pid = s.wait_ready()
+    s.proceed(**seccomp.record_settings(pid))
+    assert s.wait(timeout=20) == {"event": "exited", "code": 0}
+    events = [e for e in s.events_seen if e["event"] == "syscall"]
+    assert len(events) == len({(e["arch"], e["nr"]) for e in events})        # first sight only
+    assert seccomp.recorded(events) == _strace_names(["ls", "/"], tmp_path)
+    assert "setresuid" not in seccomp.recorded(events)

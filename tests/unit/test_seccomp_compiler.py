@@ -171,3 +171,22 @@ def test_compiled_program_means_what_the_rules_say(rs, samples):
         nr = syscalls.number(name, rs.arch)
         for args in samples:
             assert bpf.run(p, nr, audit, args)[0] == model(rs, nr, args), (name, args, [str(r) for r in rs.rules])
+
+
+def test_record_filter_shape():
+    """Calls from the given code ranges run; every other call is notified; other arches die."""
+    from linx_core.seccomp.compiler import compile_catch_all
+    p = bpf.decode(compile_catch_all("x86_64", [(0x1000, 0x2000), (0x7F00_0000_0000, 0x7F00_0010_0000)],
+                                     Action(bpf.RET_USER_NOTIF)))
+    for nr, ip, want in ((59, 0x1800, bpf.RET_ALLOW), (1, 0x7F00_0000_0001, bpf.RET_ALLOW),
+                         (1, 0x2000, bpf.RET_USER_NOTIF), (500, 0x5555_0000_0000, bpf.RET_USER_NOTIF),
+                         (0xFFFFFFFF, 0, bpf.RET_USER_NOTIF)):
+        assert bpf.run(p, nr, X86, ip=ip)[0] == want
+    assert bpf.run(p, 1, syscalls.AUDIT_ARCH["aarch64"], ip=0x1800)[0] == bpf.RET_KILL_PROCESS
+
+
+def test_recorded_names():
+    from linx_core.seccomp import recorded
+    events = [{"event": "syscall", "nr": 0, "arch": X86}, {"event": "syscall", "nr": 1, "arch": 0x40000003},
+              {"event": "running"}, {"event": "syscall", "nr": 999, "arch": X86}]
+    assert recorded(events, "x86_64") == {"execve", "read", "999"}
