@@ -49,7 +49,8 @@ class Loc:
 
     def snippet(self, width: int = 1) -> str:
         line, col = self.src.line_col(self.offset)
-        text = self.src.text.splitlines()[line - 1] if self.src.text else ""
+        lines = self.src.text.split("\n")
+        text = lines[line - 1] if line <= len(lines) else ""
         pad = "".join("\t" if c == "\t" else " " for c in text[:col - 1])
         return f"  | {text}\n  | {pad}{'^' * max(1, width)}"
 

@@ -143,11 +143,20 @@ class Mapping:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+def same_elements(a, b) -> bool:
+    """Element lists compare as multisets: nft keeps no order in a set (it lists them
+    sorted), so neither does the model."""
+    return len(a) == len(b) and sorted(map(repr, a)) == sorted(map(repr, b))
+
+
+@dataclass(slots=True, eq=False)
 class SetLit:
     """An anonymous set or map written inline: `{ 22, 80 }`, `{ 22 : accept }`."""
     elems: tuple
     loc: object = _loc()
+
+    def __eq__(self, other):
+        return isinstance(other, SetLit) and same_elements(self.elems, other.elems)
 
 
 @dataclass(slots=True)
@@ -382,7 +391,7 @@ class Chain:
         return self.hook is not None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Set:
     """A named set (kind "set"), map ("map") or dynamic meter ("meter")."""
     name: str
@@ -401,6 +410,14 @@ class Set:
     objtype: str | None = None    # maps to named objects: counter quota limit ...
     key_typeof: tuple | None = None
     loc: object = _loc()
+
+    def __eq__(self, other):
+        if not isinstance(other, Set):
+            return False
+        fields = ("name", "kind", "key", "data", "flags", "timeout", "gc_interval", "size",
+                  "policy", "auto_merge", "counter", "comment", "objtype")
+        return all(getattr(self, f) == getattr(other, f) for f in fields) and \
+            same_elements(self.elements, other.elements)
 
 
 @dataclass(slots=True)

@@ -334,6 +334,8 @@ class Parser:
             t = self.peek()
             if t[0] == "}":
                 self.next()
+                if chain.hook is not None and chain.policy is None:
+                    chain.policy = "accept"      # the kernel's default, as nft lists it
                 return
             if t[0] == "w" and t[1] == "type":
                 self.next()
@@ -438,6 +440,8 @@ class Parser:
                 break
             stmts.append(self.statement())
         if not stmts:
+            if start[0] == "eof":
+                raise self.error("unexpected end of file, expected '}'", start)
             raise self.error("empty rule", start)
         tag = None
         if comment is not None:
@@ -799,7 +803,8 @@ class Parser:
             if kind in ("w", "q"):
                 self.next()
                 if kind == "w" and typ.kind not in ("str", "ifindex") and text[:1].isdigit() \
-                        and typ.kind not in ("ipv4", "ipv6", "ether", "time"):
+                        and typ.kind not in ("ipv4", "ipv6", "ether", "time") \
+                        and text not in typ.symbols:
                     raise T.BadValue(f"{text!r} is not a {typ.desc}")
                 return M.Value(typ, typ.parse(text), loc=loc)
             if kind == "a":
@@ -1083,6 +1088,8 @@ class Parser:
                 burst *= BYTE_UNITS[bunit]
             elif bunit != "packets":
                 raise self.error("burst of a packet rate is in packets", bt)
+        if burst == (0 if is_bytes else 5):      # the kernel's default, which nft omits
+            burst = None
         return M.Limit(rate, unit, burst, is_bytes, over, loc=loc)
 
     def quota_stmt(self, loc):
@@ -1251,6 +1258,8 @@ class Parser:
         for f in flags:
             if f not in ("bypass", "fanout"):
                 raise NftError(loc, f"unknown queue flag {f!r}")
+        if num is None:
+            num = M.Value(T.integer(16, T.HOST), 0, loc=loc)
         return M.Queue(num, tuple(flags), loc=loc)
 
     def notrack_stmt(self, loc):
@@ -1275,7 +1284,7 @@ class Parser:
             raise self.error("meter: expected a counter, limit or quota statement", st)
         stmt = _STMTS[st[1]](self, self.loc())
         self.expect("}", "'}'")
-        return M.Meter(name, key, stmt, timeout, size, loc=loc)
+        return M.Meter(name, key, stmt, timeout, size or 65535, loc=loc)
 
     def flow_stmt(self, loc):
         self.next()
@@ -1420,6 +1429,8 @@ class Parser:
             self.end_item()
         if not s.key:
             raise NftError(s.loc, f"{kind} {name} has no type")
+        if s.timeout and "timeout" not in s.flags:     # a default timeout implies the flag
+            s.flags = s.flags + ("timeout",)
         tbl.sets[name] = s
 
     def skip_block(self):
@@ -1579,7 +1590,7 @@ class Parser:
                         b *= BYTE_UNITS[bu]
                     elif bu != "packets":
                         raise self.error("burst of a packet rate is in packets", self.peek(-1))
-                    spec["burst"] = b
+                    spec["burst"] = None if b == (0 if is_bytes else 5) else b
             elif kind == "ct helper":
                 if self.at_word("type"):
                     self.next()
