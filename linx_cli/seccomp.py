@@ -1,5 +1,6 @@
 """`linx seccomp`: compile filters to cBPF, list them, import Docker profiles, inspect a
-process's filters; and the capability and seccomp steps of `linx run` (privileges())."""
+process's filters, record what a workload calls. (`linx run --seccomp*` goes through the run
+spec, linx_core/spec.py.)"""
 import sys
 
 import typer
@@ -216,45 +217,3 @@ def record(argv: list[str] = typer.Argument(..., metavar="-- COMMAND [ARG]...",
     _write(output, (json.dumps(profile.to_docker(names, arch, action), indent=2) + "\n").encode())
     print(f"linx: recorded {len(names)} syscalls into {output}", file=sys.stderr)
     sys.exit(status)
-
-
-# -- linx run ---------------------------------------------------------------------------------
-
-def privileges(cap_drop, cap_add, cap_keep, cap_ambient, seccomp_file, seccomp_allow,
-               seccomp_deny, seccomp_errno, no_new_privs: bool, uid: int | None):
-    """`linx run`'s capability and seccomp options -> a checkpoint step (host_pid -> child-side
-    settings), or None when none was given. Everything is validated here, before the spawn.
-
-    At the checkpoint the step reads the parked child's sets, computes the masks the agent
-    applies (capabilities.Plan.settings), then the filter: a Docker profile's includes/excludes
-    see the caps the workload keeps, and the exec gate reads the child's mappings."""
-    from linx_core import capabilities, seccomp
-    from linx_core.errors import UsageError
-    caps = capabilities.plan(cap_drop, cap_add, cap_keep, cap_ambient)
-    filt = seccomp.plan(seccomp_file, seccomp_allow, seccomp_deny, seccomp_errno, no_new_privs)
-    if caps.empty and filt is None:
-        return None
-    sys_admin = 1 << capabilities.BITS["cap_sys_admin"]
-    if filt is not None and not no_new_privs:
-        # what the kernel will refuse (EACCES), said before anything runs
-        dropped = (caps.keep is not None and not caps.keep & sys_admin) or \
-            (caps.drop_all and not caps.add & sys_admin) or caps.drop & sys_admin
-        if dropped or (uid and caps.empty):
-            raise UsageError("--seccomp", "installing a filter without --no-new-privs needs "
-                                          "CAP_SYS_ADMIN, which the workload will not have "
-                                          "(--user drops it, as do the --cap-* options given); "
-                                          "add --no-new-privs")
-
-    def step(host_pid: int) -> dict:
-        state = capabilities.read(host_pid)
-        out = caps.settings(state)
-        if filt is not None:
-            if caps.empty:
-                bounding = state.bounding
-                effective = 0 if uid else state.effective   # setresuid clears it (capabilities(7))
-            else:
-                bounding, effective = caps.target(state), caps.effective_after(state)
-            names = {n.upper() for n in capabilities.names(bounding)}
-            out.update(filt.settings(host_pid, names, bool(effective & sys_admin)))
-        return out
-    return step
