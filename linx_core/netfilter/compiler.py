@@ -527,6 +527,7 @@ class Compiler:
         self.ctx = {}
         base, desc = P.FAMILY_BASE[self.fam]
         self.ctx[base] = desc
+        self.icmp_type = None
         self.emitting = False
         expanded = []
         for s in r.stmts:
@@ -661,6 +662,7 @@ class Compiler:
             return
         base = desc.base
         if self.ctx.get(base) == desc.name:
+            self.icmp_dep(e)
             return
         if base == P.LL:
             # Below the hook's own header (or beside inet/netdev's pseudo header) the
@@ -688,6 +690,25 @@ class Compiler:
         if self.fam == "bridge" and lower == "ether" and desc.name in ("ip", "ip6"):
             lower = "netdev"
         self.add_dep(lower, desc.name, e)
+        self.icmp_dep(e)
+
+    def icmp_dep(self, e: M.Payload):
+        """Fields of some ICMP messages only: match the type first (payload.c's
+        payload_gen_icmp_dependency)."""
+        need = P.ICMP_DEPS.get((e.proto, e.field))
+        if need is None:
+            return
+        typ = P.PROTOS[e.proto].fields["type"][2]
+        echo = P.ICMP_ECHO[e.proto]
+        if need == "echo":
+            if self.icmp_type in echo:
+                return
+            self.pre.append(M.Match(M.Payload(e.proto, "type"), "",
+                                    M.SetLit(tuple(M.Value(typ, v) for v in echo))))
+            return
+        if self.icmp_type != need:
+            self.pre.append(M.Match(M.Payload(e.proto, "type"), "", M.Value(typ, need)))
+            self.icmp_type = need
 
     def add_dep(self, lower, upper, e):
         ldesc = P.PROTOS[lower]
@@ -722,6 +743,8 @@ class Compiler:
                             self.ctx[P.PROTOS[upper].base] = upper
                             return
         elif isinstance(left, M.Payload):
+            if left.proto in ("icmp", "icmpv6") and left.field == "type":
+                self.icmp_type = right.v
             d = P.PROTOS[left.proto]
             if d.key == left.field:
                 for upper, num in d.links.items():

@@ -360,6 +360,7 @@ class RuleDecoder:
         base, desc = P.FAMILY_BASE[family]
         self.ctx[base] = desc
         self.deps: dict = {}          # base -> index in stmts of the match that set it
+        self.icmp_type = None
 
     def decode(self, exprs) -> list:
         for e in exprs:
@@ -488,6 +489,11 @@ class RuleDecoder:
         mapping = self.mapping_of(ks)
         if r.field_mask and r.shift and isinstance(mapping, M.SetLit):
             mapping = M.SetLit(tuple(_unshift(e, r.shift) for e in mapping.elems))
+        if isinstance(left, M.Payload) and left.proto in ("icmp", "icmpv6") and \
+                left.field == "type" and isinstance(mapping, M.SetLit) and mapping.elems:
+            # payload_icmp_check(): a set of types tells which fields follow
+            first = min(e.v for e in mapping.elems if isinstance(e, M.Value))
+            self.icmp_type = 8 if left.proto == "icmp" and first == 0 else first
         if "dreg" in d:
             if d["dreg"] == 0:
                 self.stmts.append(M.Vmap(left, mapping))
@@ -763,7 +769,7 @@ class RuleDecoder:
             desc = P.PROTOS.get(name)
             if desc is None:
                 continue
-            for fname, (foff, bits, typ) in desc.fields.items():
+            for fname, (foff, bits, typ) in self.ordered_fields(name, desc):
                 foff += desc.offset
                 start, end = foff // 8, (foff + bits + 7) // 8
                 if start != off:
@@ -779,6 +785,9 @@ class RuleDecoder:
                         r.field_mask = True
                         r.shift = shift
                     self.payload_dependency_kill(base, name)
+                    need = P.ICMP_DEPS.get((name, fname))
+                    if need is not None and need != "echo" and need == self.icmp_type:
+                        self.kill_dep(3)
                     return M.Payload(name, fname), typ
                 if length < end - start and not (foff % 8 or bits % 8) and \
                         typ.kind in ("ipv4", "ipv6", "ether", "int"):
@@ -809,6 +818,19 @@ class RuleDecoder:
             else:
                 return None
         return out
+
+    def ordered_fields(self, name, desc):
+        """Header fields, those valid for the ICMP type already matched first (several
+        ICMP fields share an offset: payload_expr_complete() picks by the type)."""
+        items = list(desc.fields.items())
+        if name not in ("icmp", "icmpv6") or self.icmp_type is None:
+            return items
+        echo = P.ICMP_ECHO[name]
+
+        def fits(f):
+            need = P.ICMP_DEPS.get((name, f))
+            return need == self.icmp_type or (need == "echo" and self.icmp_type in echo)
+        return [x for x in items if fits(x[0])] + [x for x in items if not fits(x[0])]
 
     def binop(self, e, typ, mask, xor):
         n = len(mask)
@@ -913,6 +935,13 @@ class RuleDecoder:
         self.stmts.append(m)
         if m.op == "" and isinstance(m.right, M.Value) and isinstance(m.right.v, int):
             self.store_dep(left, m.right.v, idx)
+            if isinstance(left, M.Payload) and left.proto in ("icmp", "icmpv6") and \
+                    left.field == "type":
+                # payload_dependency_store_icmp_type(): echo types are never implied
+                v = 8 if left.proto == "icmp" and m.right.v == 0 else m.right.v
+                self.icmp_type = v
+                if v not in P.ICMP_ECHO[left.proto]:
+                    self.deps[3] = (idx, left)
 
     def store_dep(self, left, value, idx):
         """A match on a protocol key tells which header comes next

@@ -150,6 +150,14 @@ PROTOS = {p.name: p for p in (
     Proto("inet-service", TH, (), key="meta l4proto", links=_L4_LINKS),
 )}
 
+# ICMP fields valid only for some message types (proto.c's icmp_dep): nft adds a match on
+# the type before them; "echo" means echo-request or echo-reply.
+ICMP_DEPS = {("icmp", "id"): "echo", ("icmp", "sequence"): "echo", ("icmp", "gateway"): 5,
+             ("icmp", "mtu"): 3, ("icmpv6", "parameter-problem"): 4, ("icmpv6", "mtu"): 2,
+             ("icmpv6", "id"): "echo", ("icmpv6", "sequence"): "echo",
+             ("icmpv6", "max-delay"): 130}
+ICMP_ECHO = {"icmp": (0, 8), "icmpv6": (128, 129)}
+
 # Which header each family's hook starts at (hook_proto_desc[] in proto.c).
 FAMILY_BASE = {"ip": (NH, "ip"), "ip6": (NH, "ip6"), "arp": (NH, "arp"),
                "inet": (LL, "inet"), "bridge": (LL, "ether"), "netdev": (LL, "netdev")}
