@@ -16,6 +16,8 @@ transport (the socket and the three ways to speak on it):
     transport.dump(sock, type, body, flags=0, op=, obj=, retries=3) -> [Msg]
         NLM_F_DUMP; multipart up to NLMSG_DONE; redone on NLM_F_DUMP_INTR, then
         DumpInterrupted.
+    transport.dump_iter(sock, type, body, flags=0, op=, obj=) -> iterator of Msg
+        the same, streamed (no retry: DumpInterrupted at the end); read it to the end.
     transport.talk_many(sock, [(type, flags, body), ...], op=, stop=True) -> [None|NetlinkError]
         many requests per sendmsg, one ACK each, result i for request i (error.index = i).
     NETLINK_ROUTE, NETLINK_NETFILTER, NETLINK_GENERIC: protocol numbers.
