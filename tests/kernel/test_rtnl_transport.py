@@ -51,12 +51,12 @@ def test_talk_many_stops_after_the_failing_chunk(sock):
     assert len(results) == 1 and results[0].errno == errno.ENODEV
 
 
-def test_dump_of_many_messages_is_whole(sock, netns):
-    with open(f"/tmp/linx-{netns}.batch", "w") as f:
+def test_dump_of_many_messages_is_whole(sock, netns, tmp_path):
+    with open(tmp_path / "batch", "w") as f:
         f.write("link add d0 type veth peer name d1\nlink set d0 up\naddr add 10.1.0.1/16 dev d0\n")
         for i in range(3000):
             f.write(f"route add 10.3.{i // 256}.{i % 256}/32 via 10.1.0.2\n")
-    subprocess.run(["ip", "-n", netns, "-batch", f"/tmp/linx-{netns}.batch"], check=True)
+    subprocess.run(["ip", "-n", netns, "-batch", str(tmp_path / "batch")], check=True)
     msgs = transport.dump(sock, route.RTM_GETROUTE, route.RTMSG.pack(2, 0, 0, 0, 254, 0, 0, 0, 0))
     assert len(msgs) == 3001                                    # + the connected 10.1/16
     assert len({m.seq for m in msgs}) == 1
@@ -96,15 +96,15 @@ def test_monitor_sees_another_process(netns):
     assert {e.resource.name for e in got if e.op == "new_link"} >= {"e0", "e1"}
 
 
-def test_monitor_flood_is_whole_or_says_resync(netns):
-    with open(f"/tmp/linx-{netns}.flood", "w") as f:
+def test_monitor_flood_is_whole_or_says_resync(netns, tmp_path):
+    with open(tmp_path / "flood", "w") as f:
         f.write("link add f0 type veth peer name f1\nlink set f0 up\naddr add 10.1.0.1/16 dev f0\n")
         for i in range(10000):
             f.write(f"route add 10.4.{i // 256}.{i % 256}/32 via 10.1.0.2\n")
     with monitor.open(netns, ("route",)) as mon:
         mon.sock.setsockopt(1, 8, 256 << 10)     # SO_RCVBUF small, to make loss likely
         mon.sock.setsockopt(1, 33, 256 << 10)    # ... even for root (SO_RCVBUFFORCE)
-        subprocess.run(["ip", "-n", netns, "-batch", f"/tmp/linx-{netns}.flood"], check=True)
+        subprocess.run(["ip", "-n", netns, "-batch", str(tmp_path / "flood")], check=True)
 
         def finished(g):
             return sum(e.op == "new_route" and e.resource.dst_len == 32 for e in g) >= 10000 or \
