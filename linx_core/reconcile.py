@@ -137,19 +137,20 @@ def tokens_equal(observed: str, wanted: str) -> bool:
 
 
 def diff_knobs(observed: dict, desired: dict, last_applied: dict, *, revert: bool,
-               same=tokens_equal, capture=lambda name, text: text) -> list[Op]:
+               same=lambda name, now, text: tokens_equal(now, text),
+               capture=lambda name, text: text) -> list[Op]:
     """Pure. `set` for a desired name whose observed text differs (or that could not be
-    read: the write will say why); then for an owned name no longer desired, `revert` to the
-    captured original (revert=True and one was captured) or `release` (stop managing it, the
-    value stays). A set's item is the original to keep: what `capture` makes of the text
-    seen before the first write, or None when the name is already owned."""
+    read: the write will say why); then, in name order, for an owned name no longer desired,
+    `revert` to the captured original (revert=True and one was captured) or `release` (stop
+    managing it, the value stays). A set's item is the original to keep: what `capture`
+    makes of the text seen before the first write, or None when the name is already owned."""
     ops = []
     for name, text in desired.items():
         now = observed.get(name)
         if now is None or not same(name, now, text):
             first = None if name in last_applied else capture(name, now)
             ops.append(Op("set", name, text, first))
-    for name, record in last_applied.items():
+    for name, record in sorted(last_applied.items()):
         if name not in desired:
             original = record.get("original")
             if revert and original is not None:
@@ -244,6 +245,7 @@ class SysctlSource(Knobs):
 
 
 CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids", "rdma", "hugetlb", "misc")
+CORE_LIMITS = ("cgroup.max.depth", "cgroup.max.descendants")     # cgroup-v2.rst, core files
 
 
 class CgroupSource(Knobs):
@@ -348,11 +350,12 @@ def _cgroup_section(path: str, body, where: str) -> CgroupSource:
     desired = {}
     for knob, value in _flatten(body).items():
         label = f'{where}."{knob}"'
-        if knob.startswith("cgroup."):
-            raise UsageError(label, "cgroup.* files are lifecycle (create, freeze, kill, "
-                                    "membership), not limits")
+        if knob.startswith("cgroup.") and knob not in CORE_LIMITS:
+            raise UsageError(label, "cgroup.* files other than cgroup.max.depth and "
+                                    "cgroup.max.descendants are lifecycle (create, freeze, "
+                                    "kill, membership), not limits")
         m = KNOB.match(knob)
-        if m is None or m.group(1) not in CONTROLLERS:
+        if m is None or m.group(1) not in CONTROLLERS + ("cgroup",):
             raise UsageError(label, "expected a limit knob CONTROLLER.NAME with CONTROLLER one of "
                                     f"{', '.join(CONTROLLERS)} (quote a path with dots or "
                                     'slashes: [cgroup."a/b.c"])')
