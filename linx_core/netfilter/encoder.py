@@ -1,7 +1,9 @@
 """Compiled messages -> nfnetlink requests: the nfgenmsg header, the NFTA_* attributes
 (wire.py tables) and the flags nft sends with each kind (nftables src/mnl.c): NLM_F_CREATE
 on every add, NLM_F_APPEND on rules, nothing on deletions."""
-from ..netlink.codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL
+import struct
+
+from ..netlink.codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, be32 as _BE32
 from . import wire
 from .proto import FAMILIES
 
@@ -26,11 +28,104 @@ def msg_type(kind: str) -> int:
 
 def encode(msg, exclusive: bool = False) -> tuple[int, int, bytes]:
     """One compiler.Msg as (nlmsg type, flags, body)."""
-    table = wire.tables()[wire.MSG_TABLE[msg.kind]]
     flags = FLAGS[msg.kind] | (NLM_F_EXCL if exclusive and msg.kind == "newtable" else 0)
-    body = nfgenmsg(family_id(msg.family)) + table.encode(msg.attrs)
+    if msg.kind == "newrule":
+        body = encode_rule(msg)
+    elif msg.kind == "newsetelem":
+        body = encode_elements(msg)
+    else:
+        table = wire.tables()[wire.MSG_TABLE[msg.kind]]
+        body = nfgenmsg(family_id(msg.family)) + table.encode(msg.attrs)
     return msg_type(msg.kind), flags, body
 
 
 def encode_all(msgs) -> list[tuple[int, int, bytes]]:
     return [encode(m) for m in msgs]
+
+
+# ---- fast paths: rules and set elements are most of a big batch. Their attributes go
+# through the same wire tables, but each distinct expression is encoded once and reused
+# (large rulesets repeat `meta load l4proto`, `cmp eq 6`, `counter`, `accept` ...).
+
+_NLA = struct.Struct("=HH")
+_NESTED = 0x8000
+_EXPR_CACHE: dict = {}
+
+
+def _nla(aid: int, payload: bytes) -> bytes:
+    n = 4 + len(payload)
+    return _NLA.pack(n, aid) + payload + b"\0" * (-n & 3)
+
+
+def _key(v):
+    if isinstance(v, dict):
+        return tuple((k, _key(x)) for k, x in v.items())
+    if isinstance(v, list):
+        return tuple(_key(x) for x in v)
+    return v
+
+
+def encode_expr(e: dict) -> bytes:
+    """One NFTA_LIST_ELEM holding an expression, from the cache when seen before."""
+    k = (e["name"], tuple(e["data"].items()))
+    try:
+        b = _EXPR_CACHE.get(k)
+    except TypeError:           # a nested value (verdict, inner expression)
+        k = _key(e)
+        b = _EXPR_CACHE.get(k)
+    if b is None:
+        b = _nla(1 | _NESTED, _encode_expr(e))
+        if len(_EXPR_CACHE) < 100_000:
+            _EXPR_CACHE[k] = b
+    return b
+
+
+_ROWS: dict = {}
+
+
+def _encode_expr(e: dict) -> bytes:
+    """NFTA_EXPR_NAME and NFTA_EXPR_DATA, from the wire table's rows (the same bytes as
+    wire.EXPR().encode(e), without its generic dispatch)."""
+    name = e["name"]
+    rows = _ROWS.get(name)
+    if rows is None:
+        table = wire.EXPR()
+        inner = table.rows[1][2].choices[name]
+        rows = _ROWS[name] = {n: (aid | (_NESTED if getattr(c, "nested_flag", False) else 0), c)
+                              for aid, n, c in inner.rows}
+    parts = []
+    for k, v in e["data"].items():
+        aid, codec = rows[k]
+        parts.append(_nla(aid, v.to_bytes(4, "big") if codec is _BE32 else codec.encode(v)))
+    return _nla(1, name.encode() + b"\0") + _nla(2 | _NESTED, b"".join(parts))
+
+
+def encode_rule(msg) -> bytes:
+    a = msg.attrs
+    parts = [nfgenmsg(family_id(msg.family)), _nla(1, a["table"].encode() + b"\0"),
+             _nla(2, a["chain"].encode() + b"\0"),
+             _nla(4 | _NESTED, b"".join(encode_expr(e) for e in a["expressions"]))]
+    if a.get("userdata"):
+        parts.append(_nla(7, a["userdata"]))
+    return b"".join(parts)
+
+
+def encode_elements(msg) -> bytes:
+    """NEWSETELEM: plain elements (a key, maybe flags) are packed directly."""
+    a = msg.attrs
+    generic = wire.ELEM()
+    out = []
+    for el in a["elements"]:
+        if len(el) == 1 and "key" in el:
+            out.append(_nla(1 | _NESTED, _nla(1 | _NESTED, _nla(1, el["key"]))))
+        elif len(el) == 2 and "key" in el and "flags" in el:
+            out.append(_nla(1 | _NESTED, _nla(1 | _NESTED, _nla(1, el["key"])) +
+                            _nla(3, el["flags"].to_bytes(4, "big"))))
+        else:
+            out.append(_nla(1 | _NESTED, generic.encode(el)))
+    parts = [nfgenmsg(family_id(msg.family)), _nla(1, a["table"].encode() + b"\0"),
+             _nla(2, a["set"].encode() + b"\0")]
+    if a.get("set_id") is not None:
+        parts.append(_nla(4, a["set_id"].to_bytes(4, "big")))
+    parts.append(_nla(3 | _NESTED, b"".join(out)))
+    return b"".join(parts)

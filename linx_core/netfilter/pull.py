@@ -13,11 +13,12 @@ def _dump(sock, kind: str, family: int = 0, attrs: dict | None = None):
     from ..netlink import nfnl
     table = wire.tables()[wire.MSG_TABLE[kind]]
     body = table.encode(attrs) if attrs else b""
+    decode = wire.decode_rule if kind == "getrule" else table.decode
     out = []
     for msg in nfnl.dump(sock, wire.MSG[kind], family, body, op=f"nft {kind}"):
         if len(msg.body) < 4:
             continue
-        out.append((FAMILY_NAMES.get(msg.body[0]), table.decode(msg.body, 4)))
+        out.append((FAMILY_NAMES.get(msg.body[0]), decode(msg.body, 4)))
     return out
 
 

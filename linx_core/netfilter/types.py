@@ -6,7 +6,6 @@ int for numbers, addresses and symbolic constants, str for strings and interface
 Type ids are nft's `enum datatypes` (include/datatype.h), sent to the kernel as a set's
 NFTA_SET_KEY_TYPE, concatenations packed 6 bits per field.
 """
-import ipaddress
 import socket
 
 BIG, HOST = "big", "little"
@@ -39,15 +38,15 @@ class Type:
     # -- text -> value
     def parse(self, text: str):
         kind = self.kind
-        if kind == "ipv4":
+        if kind == "ipv4":     # inet_pton(3): what nft's getaddrinfo(NUMERICHOST) takes
             try:
-                return int(ipaddress.IPv4Address(text))
-            except ValueError:
+                return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+            except OSError:
                 raise BadValue(f"{text!r} is not an IPv4 address") from None
         if kind == "ipv6":
             try:
-                return int(ipaddress.IPv6Address(text))
-            except ValueError:
+                return int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+            except OSError:
                 raise BadValue(f"{text!r} is not an IPv6 address") from None
         if kind == "ether":
             parts = text.split(":")
@@ -110,7 +109,7 @@ class Type:
     def format(self, v) -> str:
         kind = self.kind
         if kind == "ipv4":
-            return str(ipaddress.IPv4Address(v))
+            return socket.inet_ntop(socket.AF_INET, v.to_bytes(4, "big"))
         if kind == "ipv6":     # inet_ntop(3), as nft prints (::ffff:192.0.2.1)
             return socket.inet_ntop(socket.AF_INET6, v.to_bytes(16, "big"))
         if kind == "ether":

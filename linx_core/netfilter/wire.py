@@ -3,7 +3,10 @@ sends or reads (include/uapi/linux/netfilter/nf_tables.h), in the shared netlink
 Table form. nf_tables integers are in network byte order; nests carry NLA_F_NESTED, as
 libmnl's mnl_attr_nest_start() sets it. The encoder and decoder both use these tables.
 """
+import struct
+
 from ..netlink.codec import Array, Dispatch, Table, be16, be32, be64, binary, strz
+from ..netlink.errors import MalformedMessage
 
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
@@ -176,7 +179,7 @@ def _build():
                                          (3, "hook", ft_hook), (4, "use", be32),
                                          (5, "handle", be64), (7, "flags", be32)))
     return {"table": table, "chain": chain, "rule": rule, "set": set_, "setelem": setelem,
-            "obj": obj, "flowtable": flowtable}
+            "obj": obj, "flowtable": flowtable, "expr": expr, "elem": elem}
 
 
 _TABLES = None
@@ -188,6 +191,60 @@ def tables() -> dict:
     if _TABLES is None:
         _TABLES = _build()
     return _TABLES
+
+
+def EXPR() -> Table:
+    """NFTA_EXPR: one expression's name and data."""
+    return tables()["expr"]
+
+
+def ELEM() -> Table:
+    """NFTA_SET_ELEM: one set element."""
+    return tables()["elem"]
+
+
+_EXPRS: dict = {}
+_HDR = struct.Struct("=HH")
+
+
+def decode_rule(buf: bytes, off: int = 0) -> dict:
+    """NFTA_RULE attributes, as tables()["rule"].decode gives them, faster: a dump of a big
+    ruleset is mostly rules whose expressions repeat, so each distinct expression's bytes
+    are decoded once (the dicts are shared: callers only read them)."""
+    out: dict = {}
+    end = len(buf)
+    unpack = _HDR.unpack_from
+    expr = EXPR()
+    while off + 4 <= end:
+        alen, atype = unpack(buf, off)
+        if alen < 4 or off + alen > end:
+            raise MalformedMessage(f"NFTA_RULE: attribute length {alen} overruns")
+        atype &= 0x3fff
+        if atype == 4:
+            exprs = []
+            pos, stop = off + 4, off + alen
+            while pos + 4 <= stop:
+                elen, _ = unpack(buf, pos)
+                if elen < 4 or pos + elen > stop:
+                    raise MalformedMessage("NFTA_RULE_EXPRESSIONS: element overruns")
+                raw = buf[pos + 4:pos + elen]
+                e = _EXPRS.get(raw)
+                if e is None:
+                    e = expr.decode(raw)
+                    if len(_EXPRS) < 100_000:
+                        _EXPRS[raw] = e
+                exprs.append(e)
+                pos += (elen + 3) & ~3
+            out["expressions"] = exprs
+        elif atype in (1, 2):
+            out["table" if atype == 1 else "chain"] = \
+                buf[off + 4:off + alen].split(b"\0", 1)[0].decode()
+        elif atype == 3:
+            out["handle"] = int.from_bytes(buf[off + 4:off + 12], "big")
+        elif atype == 7:
+            out["userdata"] = buf[off + 4:off + alen]
+        off += (alen + 3) & ~3
+    return out
 
 
 # message kind -> the table its attributes use

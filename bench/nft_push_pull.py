@@ -1,0 +1,97 @@
+"""bench/nft_push_pull: a 10,000-rule ruleset with a 10,000-element set, in a throwaway
+netns: `linx nft push` vs `nft -f`, and `linx nft pull` vs `nft list ruleset` (into
+/dev/null and into a pipe), whole commands as a user runs them, best of N runs, with the
+ratio. Targets: push <= 1.5x, pull <= 2x.
+
+    .venv/bin/python bench/nft_push_pull.py [runs] [--profile]
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+LINX = os.path.join(os.path.dirname(sys.executable), "linx")
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 5
+
+
+def ruleset() -> str:
+    out = ["flush ruleset", "table inet bench {", "\tset blocked {", "\t\ttype ipv4_addr",
+           "\t\telements = { " + ", ".join(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+                                          for i in range(1, 10_001)) + " }",
+           "\t}", "\tchain input {", "\t\ttype filter hook input priority 0; policy accept;",
+           "\t\tip saddr @blocked drop"]
+    for i in range(9_999):
+        out.append(f"\t\tip saddr 192.168.{i >> 8 & 255}.{i & 255} tcp dport {1024 + i % 60000}"
+                   f" counter accept")
+    out += ["\t}", "}"]
+    return "\n".join(out) + "\n"
+
+
+def timed(argv, ns, stdout=subprocess.DEVNULL) -> float:
+    best = None
+    for _ in range(RUNS):
+        t = time.perf_counter()
+        subprocess.run(["ip", "netns", "exec", ns, *argv], stdout=stdout, check=True)
+        dt = time.perf_counter() - t
+        best = dt if best is None else min(best, dt)
+    return best
+
+
+def piped(argv, ns) -> float:
+    """Time with stdout into a pipe a reader drains (as `... | wc -l` would)."""
+    best = None
+    for _ in range(RUNS):
+        t = time.perf_counter()
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=subprocess.PIPE)
+        p.stdout.read()
+        p.wait()
+        dt = time.perf_counter() - t
+        best = dt if best is None else min(best, dt)
+    return best
+
+
+def main():
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".nft", dir="/tmp") as f:
+            f.write(ruleset())
+            f.flush()
+            nft_push = timed(["nft", "-f", f.name], ns)
+            linx_push = timed([LINX, "nft", "push", f.name], ns)
+            nft_null = timed(["nft", "list", "ruleset"], ns)
+            nft_pipe = piped(["nft", "list", "ruleset"], ns)
+            linx_null = timed([LINX, "nft", "pull"], ns)
+            linx_pipe = piped([LINX, "nft", "pull"], ns)
+            print(f"10,000 rules + 10,000-element set, best of {RUNS}")
+            print(f"push: linx {linx_push:.3f}s  nft -f {nft_push:.3f}s  "
+                  f"ratio {linx_push / nft_push:.2f} (target <= 1.5)")
+            print(f"pull to /dev/null: linx {linx_null:.3f}s  nft list {nft_null:.3f}s  "
+                  f"ratio {linx_null / nft_null:.2f} (target <= 2)")
+            print(f"pull into a pipe:  linx {linx_pipe:.3f}s  nft list {nft_pipe:.3f}s  "
+                  f"ratio {linx_pipe / nft_pipe:.2f} (target <= 2)")
+            if "--profile" in sys.argv:
+                profile(f.name, ns)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def profile(path, ns):
+    """Where push and pull spend their time, in-process (cProfile, top 15 by total)."""
+    import cProfile
+    import pstats
+    from linx_core.netfilter import formatter, parser, pull, push, validate
+    code = ("rs = parser.parse_file(path); validate.validate(rs); push.push(rs, ns)",
+            "formatter.format_ruleset(pull.pull(ns))")
+    for c in code:
+        pr = cProfile.Profile()
+        pr.runctx(c, globals(), {"parser": parser, "validate": validate, "push": push,
+                                 "pull": pull, "formatter": formatter, "path": path, "ns": ns})
+        print(f"\n--- {c}")
+        pstats.Stats(pr).sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()
