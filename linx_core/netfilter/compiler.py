@@ -732,6 +732,12 @@ class Compiler:
     def update_ctx(self, left, right):
         """relational_expr_pctx_update(): `meta l4proto tcp` tells later payloads which
         header comes next, so they need no dependency of their own."""
+        if isinstance(left, M.Payload) and left.proto in ("icmp", "icmpv6") and \
+                left.field == "type" and isinstance(right, M.SetLit):
+            echo = P.ICMP_ECHO[left.proto]
+            if right.elems and all(isinstance(e, M.Value) and e.v in echo for e in right.elems):
+                self.icmp_type = echo[0]
+            return
         if not isinstance(right, M.Value) or not isinstance(right.v, int):
             return
         if isinstance(left, M.Meta):

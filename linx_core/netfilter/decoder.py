@@ -9,6 +9,7 @@ fields through the protocol context the earlier matches established, and drops t
 dependencies nft adds implicitly (`meta l4proto tcp` before `tcp dport`), under nft's
 rules for when a dependency is implied (payload_dependency_kill()).
 """
+from ..netlink.errors import MalformedMessage
 from . import model as M
 from . import proto as P
 from . import types as T
@@ -25,8 +26,9 @@ LOG_LEVELS = {0: "emerg", 1: "alert", 2: "crit", 3: "err", 4: "warn", 5: "notice
 CMP_OPS = {0: "", 1: "!=", 2: "<", 3: "<=", 4: ">", 5: ">="}
 
 
-class DecodeError(ValueError):
-    """Kernel state linx cannot express (an expression it does not know)."""
+class DecodeError(MalformedMessage):
+    """Kernel state linx cannot read back into the model: an expression it does not know,
+    or bytes that do not make a rule (EBADMSG, exit status 1)."""
 
 
 def _udata(raw: bytes) -> dict:
@@ -1054,7 +1056,14 @@ def _ifname(idx: int) -> str:
 
 
 def rule(family: str, a: dict, sets: dict) -> M.Rule:
-    stmts = RuleDecoder(family, sets).decode(a.get("expressions", []))
+    try:
+        stmts = RuleDecoder(family, sets).decode(a.get("expressions", []))
+    except DecodeError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        # expressions in an order or shape nft never makes
+        raise DecodeError(f"rule in {family} {a.get('table')} {a.get('chain')}: "
+                          f"unexpected expressions ({type(e).__name__}: {e})") from None
     comment = _comment(a.get("userdata"))
     tag = None
     if comment is not None:

@@ -238,7 +238,7 @@ def decode_rule(buf: bytes, off: int = 0) -> dict:
             out["expressions"] = exprs
         elif atype in (1, 2):
             out["table" if atype == 1 else "chain"] = \
-                buf[off + 4:off + alen].split(b"\0", 1)[0].decode()
+                buf[off + 4:off + alen].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         elif atype == 3:
             out["handle"] = int.from_bytes(buf[off + 4:off + 12], "big")
         elif atype == 7:
