@@ -3,7 +3,7 @@
 
 declare -gA _linx_nav _linx_subs _linx_opts _linx_vals _linx_words _linx_args
 _linx_nav=(
-  ['linx']='run exec net ps inspect attach logs kill wait rm spec mount user cgroup sysctl caps seccomp nft'
+  ['linx']='run exec net ps inspect attach logs kill wait rm spec mount user cgroup sysctl caps seccomp nft reconcile'
   ['linx net']='link addr route neigh rule stats apply monitor address neighbour neighbor'
   ['linx net link']='show add del set'
   ['linx net addr']='show add del'
@@ -24,7 +24,7 @@ _linx_nav=(
   ['linx nft delete']='table'
 )
 _linx_subs=(
-  ['linx']='run exec net ps inspect attach logs kill wait rm spec mount user cgroup sysctl caps seccomp nft'
+  ['linx']='run exec net ps inspect attach logs kill wait rm spec mount user cgroup sysctl caps seccomp nft reconcile'
   ['linx net']='link addr route neigh rule stats apply monitor'
   ['linx net link']='show add del set'
   ['linx net addr']='show add del'
@@ -157,6 +157,7 @@ _linx_opts=(
   ['linx nft flush']='-n --netns -h --help'
   ['linx nft delete']='-h --help'
   ['linx nft delete table']='-n --netns -h --help'
+  ['linx reconcile']='--once --diff --interval --debounce --json -h --help'
 )
 _linx_vals=(
   ['linx run --spec']='file'
@@ -390,6 +391,8 @@ _linx_vals=(
   ['linx nft flush --netns']='target'
   ['linx nft delete table -n']='target'
   ['linx nft delete table --netns']='target'
+  ['linx reconcile --interval']='-'
+  ['linx reconcile --debounce']='-'
 )
 _linx_words=(
   ['linx net link add']='link type peer name mode id mtu address'
@@ -505,6 +508,7 @@ _linx_args=(
   ['linx nft fmt']='file'
   ['linx nft check']='file'
   ['linx nft delete table']='- -'
+  ['linx reconcile']='file'
 )
 _linx_signals='HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS'
 # Walk the words before the cursor: find the command path, the value an option or keyword

@@ -70,16 +70,22 @@ def reconcile(
                                  help="Coalesce change events and SIGHUPs arriving within this long."),
     as_json: bool = typer.Option(False, "--json", help="One JSON report per pass, one per line."),
 ) -> None:
-    """Converge the kernel on FILE, then keep it there: each section of FILE ([sysctl],
-    [net], [cgroup."PATH"]) is observed, diffed and the difference applied, again every
-    --interval and within --debounce of an rtnetlink change event (events are hints; the
-    resync is the truth). SIGHUP re-reads FILE; a section removed from it is released.
-    SIGTERM or SIGINT stop the loop, leaving the state as last applied.
+    """Keep sysctls, addresses and routes, and cgroup limits converged on a desired-state file.
 
-    Only what linx owns is ever undone: routes carrying its protocol tag (net.protocol,
-    default 76), and addresses, sysctls and cgroup knobs it applied in this run (kept in
-    memory, never on disk). A sysctl or knob leaving the file keeps its value unless the
-    section says revert_on_release = true.
+    FILE is TOML, one section per kind of state, each converged on its own: [sysctl]
+    (KEY = VALUE, in = TARGET, revert_on_release), [net] (netns = TARGET, protocol,
+    [net.addresses] DEV = ["ADDR/LEN", ...], [[net.routes]] with to, via, table, metric) and
+    [cgroup."PATH"] (KNOB = VALUE, revert_on_release); see examples/desired-state.toml.
+
+    A pass observes a section's state, diffs it against FILE and applies the difference. Passes
+    run every --interval, within --debounce of an rtnetlink change event (events are hints;
+    the resync is the truth), and after SIGHUP, which re-reads FILE: a section or key removed
+    from it is released. SIGTERM or SIGINT stop the loop, leaving the state as last applied.
+
+    Only what linx owns is ever undone: routes carrying its protocol tag (default 76), and
+    addresses it installed in this run (kept in memory, never on disk). A sysctl or knob
+    leaving FILE keeps its value unless its section says revert_on_release = true. Links and
+    cgroups are never created: a pass that needs a missing one fails and is retried.
 
     One line per pass that changed or failed something (quiet when converged); with --json
     one report per line. A pass that fails does not stop the loop. Exit status: 2 for a bad

@@ -315,3 +315,29 @@ def test_bad_options(tmp_path):
         r = linx("reconcile", f, *args)
         assert r.returncode == 2 and where in r.stderr, r.stderr
     assert linx("reconcile", tmp_path / "missing.toml", "--once").returncode == 2
+
+
+def test_the_example_file(ns, tmp_path):
+    """examples/desired-state.toml, pointed at the test netns and a fake cgroup tree."""
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "desired-state.toml")
+    f = tmp_path / "desired.toml"
+    f.write_text(open(example).read().replace("linx-demo", ns))
+    sh("ip", "-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+    sh("ip", "-n", ns, "link", "set", "veth0", "up")
+    cg = tmp_path / "cg" / ns
+    cg.mkdir(parents=True)
+    for knob in ("memory.max", "pids.max", "cpu.max"):
+        (cg / knob).write_text("max\n" if knob != "cpu.max" else "max 100000\n")
+    env = {**os.environ, "LINX_CGROUP_ROOT": str(tmp_path / "cg")}
+    r = linx("reconcile", f, "--once", env=env)
+    assert r.returncode == 0, r.stderr
+    assert [line.split(":")[0] for line in r.stdout.splitlines()] == ["sysctl", "net", f'cgroup."{ns}"']
+    assert addrs(ns, "veth0") == ["10.0.42.2/24", "fd00:42::2/64"]
+    assert [(x["dst"], x["gateway"], x["protocol"], x.get("metric"))
+            for x in ip(ns, "route", "show", "table", "100")] == [("10.99.0.0/16", "10.0.42.254", "76", 50)]
+    assert ("default", "10.0.42.1", "76") in routes(ns)
+    assert (inside(ns, "net.ipv4.ip_forward"), inside(ns, "net.ipv4.conf.all.rp_filter")) == ("1", "2")
+    assert [(cg / k).read_text() for k in ("memory.max", "pids.max", "cpu.max")] == [
+        str(256 << 20), "100", "50000 100000"]
+    r = linx("reconcile", f, "--diff", env=env)
+    assert (r.returncode, r.stdout) == (0, "")
