@@ -55,10 +55,19 @@ class Loc:
         return f"  | {text}\n  | {pad}{'^' * max(1, width)}"
 
 
+def as_loc(where) -> "Loc | None":
+    """A Loc from what model nodes keep: the parser stores the token a construct starts at
+    (kind, value, offset, source) and only an error turns it into a Loc."""
+    if where is None or isinstance(where, Loc):
+        return where
+    return Loc(where[3], where[2])
+
+
 class NftError(UsageError):
     """Bad nft input and where it is; exit status 2 like every UsageError."""
 
-    def __init__(self, loc: "Loc | None", message: str, width: int = 1):
+    def __init__(self, loc: "Loc | tuple | None", message: str, width: int = 1):
+        loc = as_loc(loc)
         self.loc, self.message, self.width = loc, message, width
         super().__init__(str(loc) if loc is not None else "", message)
 

@@ -82,8 +82,8 @@ class Parser:
         return None
 
     def loc(self, t=None):
-        t = t if t is not None else self.toks[self.i]
-        return t[3].loc(t[2])
+        """Where a construct starts: its first token (location.as_loc makes the Loc)."""
+        return t if t is not None else self.toks[self.i]
 
     def error(self, message, t=None):
         t = t if t is not None else self.toks[self.i]

@@ -11,6 +11,7 @@ import socket
 from .. import target as _target
 from ..errors import KernelError
 from . import compiler, encoder
+from .location import as_loc
 
 
 class NftKernelError(KernelError):
@@ -78,7 +79,7 @@ def _located(e, msgs) -> NftKernelError:
     m = msgs[e.index]
     obj = m.what
     if m.loc is not None:
-        obj += f" at {m.loc}"
+        obj += f" at {as_loc(m.loc)}"
     return NftKernelError("push", obj, e.errno, e.detail)
 
 

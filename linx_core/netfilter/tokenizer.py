@@ -67,18 +67,21 @@ def tokenize(source: Source) -> list:
     match = _MASTER.match
     last = ";"
     while pos < end:
-        if text[pos] in _HEXSTART:
-            lit = _addr_literal(text, pos)
-            if lit is not None:
-                append(("w", lit[0], pos, source))
-                pos, last = lit[1], "w"
-                continue
         m = match(text, pos)
         if m is None:
             raise NftError(source.loc(pos), f"unexpected character {text[pos]!r}")
         kind = m.lastgroup
         start = pos
         pos = m.end()
+        # An IPv6 or MAC literal scans as numbers, words and colons: look again when a
+        # colon is at hand (tokens starting with hex digits, `:` and `[`).
+        if (pos < end and text[pos] == ":" or kind == "p" and m.group("p") in ":[") and \
+                text[start] in _HEXSTART:
+            lit = _addr_literal(text, start)
+            if lit is not None:
+                append(("w", lit[0], start, source))
+                pos, last = lit[1], "w"
+                continue
         if kind == "sp":
             continue
         if kind == "nl" or (kind == "p" and m.group("p") == ";"):

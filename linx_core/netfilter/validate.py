@@ -12,7 +12,7 @@ would refuse with a bare EOPNOTSUPP or EINVAL is reported here at its file:line:
 """
 from . import model as M
 from . import proto as P
-from .location import NftError
+from .location import NftError, as_loc
 
 NAT_HOOKS = {"masquerade": ("postrouting",), "snat": ("postrouting", "input"),
              "dnat": ("prerouting", "output"), "redirect": ("prerouting", "output")}
@@ -31,7 +31,7 @@ def table(t: M.Table) -> None:
             if r.tag is not None:
                 if r.tag in tags:
                     raise NftError(r.loc, f"duplicate rule tag {r.tag!r} (first used at "
-                                          f"{tags[r.tag]})")
+                                          f"{as_loc(tags[r.tag])})")
                 tags[r.tag] = r.loc
             for s in r.stmts:
                 stmt(t, c, s)
