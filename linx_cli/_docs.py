@@ -143,8 +143,11 @@ def option_lines(node: Node, with_help: bool = True) -> list[str]:
             extra.append("required")
         if p.multiple:
             extra.append("repeatable")
-        if p.show_default and p.default not in (None, False, "", (), []) and not p.is_flag:
-            extra.append(f"default: {p.default}")
+        default = p.default
+        if isinstance(default, (list, tuple)):
+            default = " ".join(str(d) for d in default if d is not None)
+        if p.show_default and default not in (None, False, "") and not p.is_flag:
+            extra.append(f"default: {default}")
         if extra:
             text += f" ({'; '.join(extra)})" if text else f"({'; '.join(extra)})"
         out += prose(text) if text else [""]
@@ -325,9 +328,9 @@ def spec_page(version: str) -> str:
             keys(inner, path + ".")
 
     keys(schema, "")
-    examples = sorted(f for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".toml"))
-    if examples:
-        with open(os.path.join(ROOT, "examples", examples[0])) as f:
+    example = os.path.join(ROOT, "examples", "web.toml")      # the headline demo's spec
+    if os.path.exists(example):
+        with open(example) as f:
             lines += [".SH EXAMPLE", ".RS", ".nf", esc(f.read().rstrip("\n")), ".fi", ".RE"]
     lines += [
               ".SH SEE ALSO", f"{bold('linx-run')}(1), {bold('linx-spec')}(1), {bold('linx')}(1)"]

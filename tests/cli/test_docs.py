@@ -256,6 +256,16 @@ def test_bash_session_names_for_each_rm_argument(sessions):
     assert bash_complete(f"linx rm {up} {prefix}") == session_dirs(prefix)
 
 
+def test_bash_targets_are_live_sessions_and_netns_names(sessions, netns):
+    """--target, --netns/-n, --in: a running session (not an exited one), an ip netns name, pid:."""
+    prefix, up, done = sessions
+    assert bash_complete(f"linx exec --target {prefix}") == [up]
+    assert bash_complete(f"linx net -n {prefix}") == [up]
+    assert netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert bash_complete(f"linx sysctl get --in {netns}") == [netns]
+    assert bash_complete("linx mount list --in pi") == ["pid:"]
+
+
 @pytest.fixture
 def veths(netns):
     """A fresh netns with a veth pair; its interfaces as `ip -j link` reports them."""
