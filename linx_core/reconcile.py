@@ -394,8 +394,13 @@ def load(path: str) -> list:
     if "cgroup" in doc:
         if not isinstance(doc["cgroup"], dict):
             raise UsageError(f"{path}: cgroup", 'expected [cgroup."PATH"] tables')
+        seen = {}
         for cg, body in doc["cgroup"].items():
-            sources.append(_cgroup_section(cg, body, f'{path}: cgroup."{cg}"'))
+            source = _cgroup_section(cg, body, f'{path}: cgroup."{cg}"')
+            if source.scope in seen:        # two sections converging one cgroup would fight
+                raise UsageError(f'{path}: cgroup."{cg}"', f'the same cgroup as cgroup."{seen[source.scope]}"')
+            seen[source.scope] = cg
+            sources.append(source)
     if "nft" in doc:
         raise UsageError(f"{path}: nft", "not supported yet: linx has no reconcile-mode nft push "
                                          "(minimal patch with generation check) to drive")

@@ -341,3 +341,11 @@ def test_the_example_file(ns, tmp_path):
         str(256 << 20), "100", "50000 100000"]
     r = linx("reconcile", f, "--diff", env=env)
     assert (r.returncode, r.stdout) == (0, "")
+
+
+def test_help_imports_no_library():
+    """Only what main() itself loads (the error model): no reconcile, netlink or rich."""
+    code = ("import sys\nfrom linx_cli.main import main\ntry:\n    main(['reconcile', '--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.startswith(('linx_core', 'rich'))))")
+    r = subprocess.run([os.path.join(os.path.dirname(LINX), "python"), "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "['linx_core', 'linx_core.errors']", r.stdout

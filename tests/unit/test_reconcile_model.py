@@ -226,6 +226,7 @@ cgroup.max.descendants = 10
     ("[cgroup.web]\nmemory.low = [1]\n", 'cgroup."web"."memory.low": [1]: expected a string'),
     ("[cgroup.\"../../etc\"]\npids.max = 1\n", "is outside the cgroup2 mount"),
     ("[nft]\nnetns = \"host\"\n", "nft: not supported yet"),
+    ("[cgroup.web]\n[cgroup.\"web/.\"]\n", 'cgroup."web/.": the same cgroup as cgroup."web"'),
 ])
 def test_bad_files_name_the_key(tmp_path, cgroot, text, where):
     with pytest.raises(UsageError) as e:
