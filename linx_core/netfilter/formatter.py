@@ -137,32 +137,25 @@ _PAIRS = {"ipv4_addr", "ct_state", "ct_status", "pkt_type"}
 
 def fmt_elements(elems, key_type, named=False, family="inet") -> str:
     """`{ a, b }`; a named set wraps lines the way nft's calculate_delim() does."""
-    items = sorted(elems, key=elem_sort_key)
-    out = ["{ "]
+    wrap, per_line = ",\n\t\t\t     ", 1
+    if not named:
+        per_line = 0
+    elif key_type is not None and key_type.name in _SHORT:
+        per_line = 5
+    elif key_type is not None and key_type.name in _PAIRS:
+        per_line = 2
+    out = []
     count = 0
-    for n, e in enumerate(items):
-        if n:
-            out.append(delim)
+    for e in sorted(elems, key=elem_sort_key):
+        if out:
+            if per_line and count >= per_line:
+                out.append(wrap)
+                count = 0
+            else:
+                out.append(", ")
         out.append(fmt_elem(e, family))
         count += 1
-        if not named:
-            delim = ", "
-        elif key_type is not None and key_type.name in _SHORT:
-            if count < 5:
-                delim = ", "
-            else:
-                count = 0
-                delim = ",\n\t\t\t     "
-        elif key_type is not None and key_type.name in _PAIRS:
-            if count < 2:
-                delim = ", "
-            else:
-                count = 0
-                delim = ",\n\t\t\t     "
-        else:
-            delim = ",\n\t\t\t     "
-    out.append(" }")
-    return "".join(out)
+    return "{ " + "".join(out) + " }"
 
 
 def fmt_elem(e, family="inet") -> str:

@@ -51,7 +51,7 @@ UNSUPPORTED = {
 
 
 class Parser:
-    def __init__(self, tokens, ruleset=None, family_of=None):
+    def __init__(self, tokens, ruleset=None):
         self.toks = tokens
         self.i = 0
         self.rs = ruleset if ruleset is not None else M.Ruleset()
@@ -817,7 +817,7 @@ class Parser:
         raise self.error(f"unexpected {self.describe(t)}, expected a {typ.desc}")
 
     # ------------------------------------------------------------ set literals
-    def set_literal(self, key_type, data_type, named=None):
+    def set_literal(self, key_type, data_type):
         """`{ a, b-c, d/n, e . f, k : v, * : v }`; nested sets and $variables flatten."""
         t = self.expect("{", "'{'")
         elems = []
@@ -1674,7 +1674,7 @@ _STMTS = {
 
 # ---------------------------------------------------------------- preprocessing
 
-def _expand(tokens, source_dir, variables, depth, seen):
+def _expand(tokens, source_dir, variables, depth):
     """Resolve `include "FILE"` (relative to the including file, globs allowed) and
     `define NAME = VALUE` / `$NAME`, returning a flat token list (nft's scanner and
     parser do the same while reading)."""
@@ -1687,7 +1687,7 @@ def _expand(tokens, source_dir, variables, depth, seen):
             pt = tokens[i + 1]
             if pt[0] != "q":
                 raise NftError(pt[3].loc(pt[2]), "include: expected a quoted file name")
-            for tok in _include(pt, source_dir, variables, depth, seen):
+            for tok in _include(pt, source_dir, variables, depth):
                 out.append(tok)
             i += 2
             continue
@@ -1750,7 +1750,7 @@ def _var(t, variables):
     return body
 
 
-def _include(pt, source_dir, variables, depth, seen):
+def _include(pt, source_dir, variables, depth):
     path = pt[1]
     if depth > 16:
         raise NftError(pt[3].loc(pt[2]), "include: nested too deeply")
@@ -1769,7 +1769,7 @@ def _include(pt, source_dir, variables, depth, seen):
                            len(path) + 2) from None
         src = Source(name, text)
         toks = tokenize(src)
-        out.extend(_expand(toks, os.path.dirname(name), variables, depth + 1, seen))
+        out.extend(_expand(toks, os.path.dirname(name), variables, depth + 1))
     return out
 
 
@@ -1778,7 +1778,7 @@ def parse(text: str, name: str = "<stdin>", ruleset=None) -> M.Ruleset:
     src = Source(name, text)
     base = os.path.dirname(os.path.abspath(name)) if name not in ("<stdin>", "-") else \
         os.getcwd()
-    tokens = _expand(tokenize(src), base, {}, 0, set())
+    tokens = _expand(tokenize(src), base, {}, 0)
     return Parser(tokens, ruleset).parse_file()
 
 
