@@ -36,8 +36,8 @@ KIND_OPTIONS = {"--cwd": "dir", "--dev": "interface", "--file": "file"}
 class Node:
     """One command or group: its click object, context (for metavars and usage) and place."""
 
-    def __init__(self, cmd: click.Command, ctx: click.Context, path: tuple[str, ...]):
-        self.cmd, self.ctx, self.path = cmd, ctx, path
+    def __init__(self, cmd: click.Command, ctx: click.Context, path: tuple[str, ...], parent=None):
+        self.cmd, self.ctx, self.path, self.parent = cmd, ctx, path, parent
         self.subs: list[Node] = []          # visible subcommands, in registration order
         self.aliases: dict[str, str] = {}   # hidden name -> the visible command it repeats
         if isinstance(cmd, click.Group):
@@ -51,7 +51,7 @@ class Node:
                         self.aliases[name] = twin
                     continue
                 sub_ctx = click.Context(sub, parent=ctx, info_name=name)
-                self.subs.append(Node(sub, sub_ctx, path + (name,)))
+                self.subs.append(Node(sub, sub_ctx, path + (name,), self))
 
     @property
     def name(self) -> str:
@@ -181,35 +181,33 @@ def command_page(node: Node, version: str) -> str:
                 lines += grammar_lines(sub)
             else:
                 lines += prose(sub.cmd.help)
-            aliases = [a for a, twin in node_aliases(node, sub.path[:-1]).items() if twin == sub.path[-1]]
+            aliases = [a for a, twin in sub.parent.aliases.items() if twin == sub.path[-1]]
             if aliases:
                 lines += [".PP", "Also: " + ", ".join(bold(" ".join(sub.path[:-1] + (a,))) for a in aliases) + "."]
             lines += argument_lines(sub)
             if opts := option_lines(sub, False):
                 lines += [".PP", "Options:", ".RS", *opts, ".RE"]
     lines += [".SH EXIT STATUS",
-              "See " + bold("linx") + "(1): 0 success, 1 the operation failed, 2 bad usage or input."
-              + (" The workload's own status as described above." if "workload" in (node.cmd.help or "")
-                 and "Exit status" in (node.cmd.help or "") else ""),
+              ("As described above" if "Exit status" in (node.cmd.help or "") else
+               "0 success, 1 the operation failed, 2 bad usage or input") + "; see " + bold("linx") + "(1).",
               ".SH SEE ALSO", bold("linx") + "(1)"]
     return "\n".join(lines) + "\n"
 
 
+def synopsis(text: str) -> tuple[str, list[str]]:
+    """`Interfaces: show [DEV] | del DEV` -> ("Interfaces", ["show [DEV]", "del DEV"])."""
+    text = " ".join(paragraphs(text)[0].split())
+    label, _, rest = text.partition(": ") if ": " in text.split(" | ")[0] else ("", "", text)
+    return label, rest.split(" | ")
+
+
 def grammar_lines(node: Node) -> list[str]:
     """An ip-grammar command: its label, then one synopsis line per alternative."""
-    text = " ".join(paragraphs(node.cmd.help)[0].split())
-    label, _, rest = text.partition(": ") if ": " in text.split(" | ")[0] else ("", "", text)
+    label, alternatives = synopsis(node.cmd.help)
     lines = ([esc(label) + ":"] if label else []) + [".PP", ".RS", ".ad l", ".in +4n"]
-    for alt in rest.split(" | "):      # hanging indent: a long synopsis wraps under itself
+    for alt in alternatives:           # hanging indent: a long synopsis wraps under itself
         lines += [".ti -4n", bold(node.name + " " + alt.split()[0]) + " " + esc(" ".join(alt.split()[1:])), ".br"]
     return lines + [".in", ".ad", ".RE", *prose("\n\n".join(paragraphs(node.cmd.help)[1:]))]
-
-
-def node_aliases(root: Node, path: tuple[str, ...]) -> dict[str, str]:
-    for n in root.walk():
-        if n.path == path:
-            return n.aliases
-    return {}
 
 
 def has_json(node: Node) -> bool:
@@ -311,9 +309,9 @@ def spec_page(version: str) -> str:
         t = node.get("type")
         if t == "array":
             return f"array of {type_of(node['items'])}"
-        if t == "object" and "properties" not in node:
-            return "table of string or integer"
-        return "table" if t == "object" else " or ".join(t) if isinstance(t, list) else t
+        if t == "object":
+            return "table" if "properties" in node else "table of string or integer"
+        return " or ".join(t) if isinstance(t, list) else t
 
     def keys(node: dict, prefix: str) -> None:
         nested = []
@@ -332,8 +330,7 @@ def spec_page(version: str) -> str:
     if os.path.exists(example):
         with open(example) as f:
             lines += [".SH EXAMPLE", ".RS", ".nf", esc(f.read().rstrip("\n")), ".fi", ".RE"]
-    lines += [
-              ".SH SEE ALSO", f"{bold('linx-run')}(1), {bold('linx-spec')}(1), {bold('linx')}(1)"]
+    lines += [".SH SEE ALSO", f"{bold('linx-run')}(1), {bold('linx-spec')}(1), {bold('linx')}(1)"]
     return "\n".join(lines) + "\n"
 
 
@@ -373,9 +370,8 @@ def grammar(text: str) -> dict:
     the first token is the verb (a|b for several); a lowercase word directly followed by a
     placeholder or by lowercase choices is a keyword taking that value, other lowercase words
     are bare keywords, other placeholders are positionals."""
-    text = text.split(": ", 1)[1] if ": " in text.split(" | ")[0] else text
     verbs = {}
-    for alternative in text.split(" | "):
+    for alternative in synopsis(text)[1]:
         tokens = alternative.split()
         words, args = {}, []
         key = None
@@ -386,8 +382,8 @@ def grammar(text: str) -> dict:
                 key = None
             lower = [a for a in alts if re.fullmatch(r"[a-z][a-z0-9-]*", a)]
             holders = [a for a in alts if a not in lower]
-            kind = next((k for a in holders for k, marks in KIND_WORDS
-                         if re.match(r"[A-Z]+", a) and re.match(r"[A-Z]+", a)[0] in marks), "")
+            heads = [m[0] for a in holders if (m := re.match(r"[A-Z]+", a))]     # ADDR/PLEN -> ADDR
+            kind = next((k for h in heads for k, marks in KIND_WORDS if h in marks), "")
             value = kind or ("choice:" + ",".join(lower) if lower else "")
             if key is not None and (holders or len(alts) > 1):
                 words[key] = value or "-"
