@@ -230,7 +230,7 @@ def decode_rule(buf: bytes, off: int = 0) -> dict:
                 raw = buf[pos + 4:pos + elen]
                 e = _EXPRS.get(raw)
                 if e is None:
-                    e = expr.decode(raw)
+                    e = _decode_expr(raw, expr)
                     if len(_EXPRS) < 100_000:
                         _EXPRS[raw] = e
                 exprs.append(e)
@@ -245,6 +245,53 @@ def decode_rule(buf: bytes, off: int = 0) -> dict:
             out["userdata"] = buf[off + 4:off + alen]
         off += (alen + 3) & ~3
     return out
+
+
+_DROWS: dict = {}
+
+
+def _decode_expr(raw: bytes, expr: Table) -> dict:
+    """One NFTA_EXPR, as expr.decode(raw) gives it, with the common integer attributes
+    converted directly."""
+    unpack = _HDR.unpack_from
+    name, data = None, None
+    off, end = 0, len(raw)
+    while off + 4 <= end:
+        alen, atype = unpack(raw, off)
+        if alen < 4 or off + alen > end:
+            raise MalformedMessage(f"NFTA_EXPR: attribute length {alen} overruns")
+        atype &= 0x3fff
+        if atype == 1:
+            name = raw[off + 4:off + alen].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        elif atype == 2:
+            data = (off + 4, off + alen)
+        off += (alen + 3) & ~3
+    if name is None or data is None or name == "dynset":
+        return expr.decode(raw)
+    rows = _DROWS.get(name)
+    if rows is None:
+        inner = expr.rows[1][2].choices.get(name)
+        if inner is None:
+            return expr.decode(raw)
+        rows = _DROWS[name] = {aid: (n, c) for aid, n, c in inner.rows}
+    out = {}
+    off, end = data
+    try:
+        while off + 4 <= end:
+            alen, atype = unpack(raw, off)
+            if alen < 4 or off + alen > end:
+                raise MalformedMessage(f"NFTA_EXPR_DATA: attribute length {alen} overruns")
+            row = rows.get(atype & 0x3fff)
+            if row is not None:
+                n, c = row
+                v = raw[off + 4:off + alen]
+                out[n] = int.from_bytes(v, "big") if c is be32 and len(v) == 4 else c.decode(v)
+            off += (alen + 3) & ~3
+    except MalformedMessage:
+        raise
+    except (struct.error, ValueError, TypeError, IndexError, KeyError) as e:
+        raise MalformedMessage(f"{name}: {e}") from None
+    return {"name": name, "data": out}
 
 
 # message kind -> the table its attributes use

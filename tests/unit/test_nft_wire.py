@@ -29,6 +29,14 @@ def test_fast_encoders_match_the_tables(path):
             assert encoder.encode(m)[2] == generic
 
 
+@pytest.mark.parametrize("path", CORPUS, ids=os.path.basename)
+def test_fast_rule_decoder_matches_the_table(path):
+    for m in compiled(path):
+        if m.kind == "newrule":
+            body = encoder.encode(m)[2]
+            assert wire.decode_rule(body, 4) == wire.tables()["rule"].decode(body, 4)
+
+
 def simulated_kernel(msgs):
     """What the kernel would hand back for these messages: decoded attributes, anonymous
     sets named __setN (rules find them by set id), elements attached to their set."""
