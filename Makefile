@@ -19,6 +19,7 @@ venv:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	@ln -sf $(CURDIR)/$(VENV)/bin/linx /usr/local/bin/linx   # `linx` on PATH for people (and completions)
 
 # Regenerate man/ and completions/ from the command definitions (checked in; a test compares).
 docs:

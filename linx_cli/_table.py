@@ -1,11 +1,12 @@
-"""One way to print a table: rich, aligned and coloured, on a terminal (unless NO_COLOR);
+"""One way to print a table: rich, aligned and coloured, on a terminal (unless NO_COLOR is set
+and not empty);
 plain columns separated by two spaces otherwise, so scripts can cut them."""
 import os
 import sys
 
 
 def show(headers: list[str], rows: list[list[str]]) -> None:
-    if sys.stdout.isatty() and "NO_COLOR" not in os.environ:
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):   # no-color.org: non-empty
         from rich.console import Console
         from rich.table import Table
         table = Table(box=None, header_style="bold", pad_edge=False)

@@ -61,13 +61,29 @@ cli = LazyGroup(
 
 
 def main(argv=None) -> None:
-    """The one place errors become output: one line on stderr and the error's exit status."""
+    """The one place errors become output: one line on stderr and the error's exit status
+    (a usage error too, with a pointer to --help, instead of click's three-line form)."""
+    import click
+
     from linx_core.errors import LinxError
     try:
-        cli.main(args=argv, prog_name="linx")
+        status = cli.main(args=argv, prog_name="linx", standalone_mode=False)
     except LinxError as e:
         print(f"linx: {e}", file=sys.stderr)
         sys.exit(e.exit_status)
+    except click.exceptions.NoArgsIsHelpError as e:
+        print(e.ctx.get_help())
+        sys.exit(0)
+    except click.UsageError as e:
+        hint = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
+        print(f"linx: {e.format_message()}{hint}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        print(f"linx: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":
