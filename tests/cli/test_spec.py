@@ -167,7 +167,7 @@ def test_json_schema_shipped_is_current():
 
 def test_every_example_spec_is_valid():
     subprocess.run(["sh", os.path.join(EXAMPLES, "mkrootfs.sh"), os.path.join(EXAMPLES, "rootfs")], check=True)
-    specs = [os.path.join(EXAMPLES, f) for f in os.listdir(EXAMPLES) if f.endswith(".toml")]
+    specs = [os.path.join(EXAMPLES, f"{n}.toml") for n in ("web", "rootless", "bridge-a", "bridge-b", "pivot")]
     r = linx("spec", "check", *specs)
     assert r.returncode == 0, r.stderr
 
