@@ -15,7 +15,7 @@ import glob
 import os
 import re
 
-from . import model as M
+from . import bulk, model as M
 from . import proto as P
 from . import types as T
 from .location import NftError, Source
@@ -1778,8 +1778,9 @@ def parse(text: str, name: str = "<stdin>", ruleset=None) -> M.Ruleset:
     src = Source(name, text)
     base = os.path.dirname(os.path.abspath(name)) if name not in ("<stdin>", "-") else \
         os.getcwd()
-    tokens = _expand(tokenize(src), base, {}, 0)
-    return Parser(tokens, ruleset).parse_file()
+    with bulk():
+        tokens = _expand(tokenize(src), base, {}, 0)
+        return Parser(tokens, ruleset).parse_file()
 
 
 def parse_file(path: str) -> M.Ruleset:

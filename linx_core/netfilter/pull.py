@@ -5,7 +5,7 @@ kernel's, per table: objects, named sets, flowtables, chains with their rules.""
 import errno as _errno
 
 from ..errors import KernelError
-from . import decoder, model as M, wire
+from . import bulk, decoder, model as M, wire
 from .proto import FAMILIES, FAMILY_NAMES
 
 
@@ -24,10 +24,10 @@ def _dump(sock, kind: str, family: int = 0, attrs: dict | None = None):
 
 def pull(target=None, table: tuple | None = None) -> M.Ruleset:
     """The ruleset of `target`'s netns; with table=(family, name), just that table
-    (a UsageError when it does not exist, as nft's `list table` fails with ENOENT)."""
+    (ENOENT, exit 1, when it does not exist, as nft's `list table` fails)."""
     from ..netlink import nfnl
     fam_id = FAMILIES[table[0]] if table else 0
-    with nfnl.open(target) as sock:
+    with bulk(), nfnl.open(target) as sock:
         tables = _dump(sock, "gettable", fam_id)
         chains = _dump(sock, "getchain", fam_id)
         sets = _dump(sock, "getset", fam_id)
@@ -43,6 +43,11 @@ def pull(target=None, table: tuple | None = None) -> M.Ruleset:
                               {"table": s["table"], "set": s["name"]}):
                 found.extend(m.get("elements", []))
             elems[(fam, s["table"], s["name"])] = found
+    with bulk():
+        return _assemble(tables, chains, sets, objs, fts, rules, elems, table)
+
+
+def _assemble(tables, chains, sets, objs, fts, rules, elems, table) -> M.Ruleset:
     rs = M.Ruleset()
     for fam, a in tables:
         if table and (fam, a["name"]) != table:

@@ -10,7 +10,7 @@ import socket
 
 from .. import target as _target
 from ..errors import KernelError
-from . import compiler, encoder
+from . import bulk, compiler, encoder
 from .location import as_loc
 
 
@@ -37,7 +37,8 @@ def plan(ruleset, target=None) -> list:
             out.append(m)
         return out
     t = target if isinstance(target, _target.Target) else _target.parse(target)
-    return _target.run_in(t, ["net"], build)
+    with bulk():
+        return _target.run_in(t, ["net"], build)
 
 
 def _ifindex(name):
@@ -56,7 +57,8 @@ def push(ruleset, target=None, *, owner: bool = False, genid: int | None = None)
             if "owner" not in t.flags:
                 t.flags = t.flags + ("owner",)
     msgs = plan(ruleset, target)
-    wire_msgs = encoder.encode_all(msgs)
+    with bulk():
+        wire_msgs = encoder.encode_all(msgs)
     sock = nfnl.open(target)
     try:
         try:

@@ -31,7 +31,8 @@ _MASTER = re.compile(r"""
 | \$(?P<var>[A-Za-z_][A-Za-z0-9_]*)
 | @(?P<at>[A-Za-z_.][A-Za-z0-9/\-_.]*)
 | (?P<p>==|!=|<=|>=|<<|>>|[{}\[\]()<>,.:;=&|^!/*\-+])
-""", re.X)
+| (?P<bad>.)
+""", re.X | re.S)
 
 # IPv6 and MAC literals: a run of hex digits and colons (an IPv4 tail allowed), checked
 # afterwards; when it is neither, the text is scanned again as numbers, words and colons.
@@ -63,40 +64,61 @@ def tokenize(source: Source) -> list:
     text = source.text
     out = []
     append = out.append
-    pos, end = 0, len(text)
-    match = _MASTER.match
+    end = len(text)
     last = ";"
-    while pos < end:
-        m = match(text, pos)
-        if m is None:
-            raise NftError(source.loc(pos), f"unexpected character {text[pos]!r}")
+    skip = 0            # an address literal ran past the regex's own tokens
+    for m in _MASTER.finditer(text):
         kind = m.lastgroup
-        start = pos
-        pos = m.end()
-        # An IPv6 or MAC literal scans as numbers, words and colons: look again when a
-        # colon is at hand (tokens starting with hex digits, `:` and `[`).
-        if (pos < end and text[pos] == ":" or kind == "p" and m.group("p") in ":[") and \
-                text[start] in _HEXSTART:
-            lit = _addr_literal(text, start)
-            if lit is not None:
-                append(("w", lit[0], start, source))
-                pos, last = lit[1], "w"
-                continue
         if kind == "sp":
             continue
-        if kind == "nl" or (kind == "p" and m.group("p") == ";"):
+        start = m.start()
+        if start < skip:
+            continue
+        pos = m.end()
+        if kind == "w":
+            if pos < end and text[pos] == ":" and text[start] in _HEXSTART:
+                lit = _addr_literal(text, start)
+                if lit is not None:
+                    append(("w", lit[0], start, source))
+                    skip, last = lit[1], "w"
+                    continue
+            append(("w", m.group("w"), start, source))
+            last = "w"
+            continue
+        if kind == "nl":
             if last != ";":
                 append((";", ";", start, source))
                 last = ";"
             continue
         if kind == "p":
             value = m.group("p")
+            if value == ";":
+                if last != ";":
+                    append((";", ";", start, source))
+                    last = ";"
+                continue
+            if value in ":[":
+                # An IPv6 or MAC literal scans as numbers, words and colons: look again
+                # when a colon is at hand.
+                lit = _addr_literal(text, start)
+                if lit is not None:
+                    append(("w", lit[0], start, source))
+                    skip, last = lit[1], "w"
+                    continue
             append((value, value, start, source))
-        elif kind == "dec":
-            append(("n", int(m.group("dec")), start, source))
-        elif kind == "hex":
-            append(("n", int(m.group("hex"), 16), start, source))
-        elif kind == "q":
+            last = value
+            continue
+        if kind == "dec" or kind == "hex":
+            if pos < end and text[pos] == ":":
+                lit = _addr_literal(text, start)
+                if lit is not None:
+                    append(("w", lit[0], start, source))
+                    skip, last = lit[1], "w"
+                    continue
+            append(("n", int(m.group(kind), 16 if kind == "hex" else 10), start, source))
+            last = "n"
+            continue
+        if kind == "q":
             append(("q", m.group("q"), start, source))
         elif kind == "ast":
             append(("a", m.group("ast").replace("\\", ""), start, source))
@@ -104,7 +126,9 @@ def tokenize(source: Source) -> list:
             append(("$", m.group("var"), start, source))
         elif kind == "at":
             append(("@", m.group("at"), start, source))
-        else:   # w, ip4, time, vlan
+        elif kind == "bad":
+            raise NftError(source.loc(start), f"unexpected character {text[start]!r}")
+        else:   # ip4, time, vlan
             append(("w", m.group(kind), start, source))
         last = out[-1][0]
     if last != ";":
