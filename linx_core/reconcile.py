@@ -169,10 +169,13 @@ class Knobs:
     def __init__(self, key: str, desired: dict[str, str], revert_on_release: bool):
         self.key, self.desired, self.revert = key, desired, revert_on_release
 
-    # what a subclass provides
-    def read(self, name: str) -> str | None: ...
+    def read(self, name: str) -> str | None:
+        """The current text, or None when it cannot be read (the write will say why)."""
+        raise NotImplementedError
 
-    def write(self, name: str, text: str) -> None: ...
+    def write(self, name: str, text: str) -> None:
+        """Raises the subsystem's LinxError when the kernel refuses."""
+        raise NotImplementedError
 
     def same(self, name: str, observed: str, wanted: str) -> bool:
         return tokens_equal(observed, wanted)
@@ -215,11 +218,9 @@ class Knobs:
             else:
                 owned.pop(op.obj, None)
         failed = {op.obj for op, _ in report.failed}
-        for name, text in self.desired.items():     # wanted and already so: managed from now
-            if name not in owned and name not in failed:
-                owned[name] = {"applied": text, "original": text}
-            elif name in owned and name not in failed:
-                owned[name]["applied"] = text
+        for name, text in self.desired.items():     # so now (set, or already was): managed
+            if name not in failed:
+                owned.setdefault(name, {"original": text})["applied"] = text
         report.last_applied = owned
         report.owned = owned
         return report
@@ -430,7 +431,7 @@ class Loop:
         self.emit, self.clock = emit, clock
         self.entries: dict[tuple, _Entry] = {}
         self._reload_at: float | None = None
-        self._stopped = False
+        self._reload_requested = self._stopped = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     # signal-safe requests
@@ -447,8 +448,6 @@ class Loop:
             os.write(self._wake_w, b"\0")
         except OSError:
             pass        # the pipe is full: a wake-up is already pending
-
-    _reload_requested = False
 
     def install(self, sources: list) -> None:
         """Take a new desired state. Sections still there keep their last_applied (a scope
@@ -471,8 +470,8 @@ class Loop:
         self.entries = fresh
 
     def run(self) -> None:
-        self.install(self.load())
         try:
+            self.install(self.load())
             while not self._stopped:
                 self._turn()
         finally:

@@ -118,16 +118,16 @@ def test_heal_reload_and_ownership(ns, tmp_path, loops):
     """Deleted by hand -> restored within one interval; dropped from the file + SIGHUP ->
     removed, because linx installed it; a foreign address and route are never touched."""
     f = net_file(tmp_path, ns)
-    loop = loops(f, "--interval", "1s")
+    loop = loops(f, "--interval", "2s")
     assert wait_for(lambda: addrs(ns) == ["10.0.0.2/24", "10.0.1.2/24"])
     assert wait_for(lambda: routes(ns) == [("10.50.0.0/24", "10.0.0.1", "76")])
     sh("ip", "-n", ns, "addr", "add", "10.0.9.9/24", "dev", "va")
     sh("ip", "-n", ns, "route", "add", "10.51.0.0/24", "via", "10.0.9.1", "proto", "static")
     sh("ip", "-n", ns, "addr", "del", "10.0.0.2/24", "dev", "va")
-    assert wait_for(lambda: "10.0.0.2/24" in addrs(ns), 1.0)
+    assert wait_for(lambda: "10.0.0.2/24" in addrs(ns), 2.0)
     net_file(tmp_path, ns, addresses=("10.0.0.2/24",))
     loop.hup()
-    assert wait_for(lambda: addrs(ns) == ["10.0.0.2/24", "10.0.9.9/24"], 1.0)
+    assert wait_for(lambda: addrs(ns) == ["10.0.0.2/24", "10.0.9.9/24"], 2.0)
     time.sleep(0.3)
     assert addrs(ns) == ["10.0.0.2/24", "10.0.9.9/24"]
     assert sorted(routes(ns)) == [("10.50.0.0/24", "10.0.0.1", "76"), ("10.51.0.0/24", "10.0.9.1", "static")]
@@ -188,7 +188,7 @@ def test_sysctl_restored_then_released_or_reverted(netns, tmp_path, loops, rever
     assert wait_for(lambda: inside(netns, "net.ipv4.ip_default_ttl") == "77")
     sh("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.conf.all.forwarding=0")
     assert inside(netns, "net.ipv4.ip_forward") == "0"          # forwarding flips ip_forward too
-    assert wait_for(lambda: inside(netns, "net.ipv4.ip_forward") == "1", 0.5)
+    assert wait_for(lambda: inside(netns, "net.ipv4.ip_forward") == "1", 1.0)
     f.write_text(SYSCTL.format(ns=netns, revert=str(revert).lower(), more=""))
     loop.hup()
     verb = "revert net.ipv4.ip_default_ttl" if revert else "release net.ipv4.ip_default_ttl"

@@ -21,6 +21,7 @@ from ...errors import UsageError
 from ...ip import AF_INET, AF_INET6, Subnet
 from ... import reconcile as _reconcile
 from ... import target as _target
+from .. import transport
 from ..errors import NetlinkError
 from . import address, diff, link, monitor, names, route
 from . import open as _open
@@ -33,10 +34,9 @@ ROUTE_KEYS = ("to", "via", "table", "metric")
 
 @dataclass(frozen=True)
 class RouteSpec:
-    """A desired route: the request options (sent with add/replace) and the Route they
-    build (the diff's desired side)."""
-    dst: object
-    options: dict
+    """A desired route: the body of its request (sent with add or replace flags) and the
+    Route it decodes to (the diff's desired side)."""
+    body: bytes
     built: object
 
 
@@ -58,6 +58,8 @@ class NetSource:
         return _reconcile.Hints(monitor.open(self.target, ("link", "addr", "route")))
 
     def plan(self, last_applied: dict) -> list:
+        """Each op's item is (address key or None, the request that does it), built here
+        from fresh listings, so apply only sends."""
         owned = last_applied.get("addresses", {})
         with _open(self.target) as sock:
             links = link.list(sock)
@@ -65,66 +67,77 @@ class NetSource:
             observed_routes = route.list(sock)
         index = {l.name: l.index for l in links}
         name = {l.index: l.name for l in links}
-        desired = []
+        desired, adds = [], {}
         for dev, subnet in self.addresses:
             if dev not in index:
                 raise NetlinkError("reconcile", f"{self.key}.addresses.{dev}", errno.ENODEV,
                                    f"no interface {dev} in {self.target} (links are not "
                                    "created by reconcile); nothing applied")
-            desired.append(address.build(index[dev], subnet))
+            req = address.request("add", index[dev], subnet)
+            a = address.decode(req[2])
+            desired.append(a)
+            adds[diff.address_key(a)] = req
         a_ops = diff.addresses(desired, observed_addresses, owned)
-        by_key = {diff.route_key(r.built): r for r in self.routes}
+        specs = {diff.route_key(r.built): r for r in self.routes}
         r_ops = diff.routes([r.built for r in self.routes], observed_routes, self.protocol)
 
-        def op(verb, item, kind):
-            if kind == "address":
-                text = f"address {item.subnet} dev {name.get(item.index, f'if{item.index}')}"
-                return _reconcile.Op(verb, text, item=item)
-            spec = by_key.get(diff.route_key(item)) if verb != diff.DELETE else None
-            return _reconcile.Op(verb, "route " + _route_text(item), item=spec or item)
+        def address_op(verb, a):
+            key = diff.address_key(a)
+            req = adds[key] if verb == diff.CREATE else address.request("del", a.index, a.subnet)
+            return _reconcile.Op(verb, f"address {a.subnet} dev {name.get(a.index, f'if{a.index}')}",
+                                 item=(key, req))
 
-        return ([op(v, a, "address") for v, a in a_ops if v == diff.CREATE] +
-                [op(v, r, "route") for v, r in r_ops if v != diff.DELETE] +
-                [op(v, r, "route") for v, r in r_ops if v == diff.DELETE] +
-                [op(v, a, "address") for v, a in a_ops if v == diff.DELETE])
+        def route_op(verb, r):
+            if verb == diff.DELETE:             # an observed route of ours: exactly that one
+                dst = Subnet(r.dst, r.dst_len) if r.dst_len else "default"
+                req = route.request("del", dst, via=r.gateway, table=r.table, protocol=r.protocol,
+                                    metric=r.metric, family=r.family)
+            else:
+                # add, not replace, for a create: a route of another protocol with the same
+                # key must stay (EEXIST, reported); an update replaces ours in place
+                # (NLM_F_REPLACE): one RTM_NEWROUTE, no delete.
+                req = (*route.VERBS["add" if verb == diff.CREATE else "replace"], specs[diff.route_key(r)].body)
+            return _reconcile.Op(verb, "route " + _route_text(r), item=(None, req))
+
+        return ([address_op(v, a) for v, a in a_ops if v == diff.CREATE] +
+                [route_op(v, r) for v, r in r_ops if v != diff.DELETE] +
+                [route_op(v, r) for v, r in r_ops if v == diff.DELETE] +
+                [address_op(v, a) for v, a in a_ops if v == diff.DELETE])
 
     def apply(self, plan: list, last_applied: dict) -> _reconcile.Report:
+        """One request at a time, each acknowledged before the next is sent: pipelining
+        would let the kernel run requests after a refused one (it handles every message of
+        a sendmsg), a delete after a failed create included."""
         report = _reconcile.Report(self.key)
         owned = dict(last_applied.get("addresses", {}))
         if plan:
             with _open(self.target) as sock:
                 for i, op in enumerate(plan):
+                    key, req = op.item
                     try:
-                        self._do(sock, op)
+                        transport.talk(sock, *req)
                     except NetlinkError as e:
-                        report.failed.append((op, e))
+                        report.failed.append((op, self._sharpen(op, e)))
                         report.pending = plan[i + 1:]
                         break
                     report.applied.append(op)
-                    if isinstance(op.item, address.Address):
-                        key = diff.address_key(op.item)
-                        if op.verb == diff.CREATE:
-                            owned[key] = op.obj.removeprefix("address ")
-                        else:
-                            owned.pop(key, None)
+                    if key is not None and op.verb == diff.CREATE:
+                        owned[key] = op.obj.removeprefix("address ")
+                    elif key is not None:
+                        owned.pop(key, None)
         report.last_applied = {"addresses": owned}
         report.owned = {"addresses": sorted(owned.values())}
         return report
 
-    def _do(self, sock, op) -> None:
-        item = op.item
-        if isinstance(item, address.Address):
-            (address.add if op.verb == diff.CREATE else address.delete)(sock, item.index, item.subnet)
-        elif op.verb == diff.DELETE:        # an observed route of ours: exactly that one
-            dst = Subnet(item.dst, item.dst_len) if item.dst_len else "default"
-            route.delete(sock, dst, via=item.gateway, table=item.table, protocol=item.protocol,
-                         metric=item.metric, family=item.family)
+    def _sharpen(self, op, e: NetlinkError) -> NetlinkError:
+        if op.item[0] is not None:
+            e = address.sharpen(e)
+        elif op.verb == diff.CREATE and e.errno == errno.EEXIST:
+            e = e.sharpen(f"a route with this destination, table and metric exists without proto "
+                          f"{self.protocol}: not linx's, left alone")
         else:
-            # add, not replace, for a create: a route of another protocol with the same key
-            # must stay (EEXIST, reported); an update replaces ours in place (NLM_F_REPLACE),
-            # one RTM_NEWROUTE and no delete.
-            route.change(sock, "add" if op.verb == diff.CREATE else "replace", item.dst,
-                         **item.options)
+            e = route.sharpen(e)
+        return e.sharpen(None, op=f"reconcile {op.verb}", obj=op.obj)
 
 
 def _route_text(r) -> str:
@@ -206,12 +219,13 @@ def _routes(items, where: str, proto: int) -> list:
                     raise UsageError(f"{label}.{key}", f"{item[key]!r}: expected a number")
                 options[key] = item[key]
         try:
-            built = route.build(item["to"], **options)
+            body = route.request("add", item["to"], **options)[2]
         except UsageError as e:
             raise UsageError(f"{label}.{e.where}", e.expected) from None
+        built = route.decode(body)
         key = diff.route_key(built)
         if key in seen:
             raise UsageError(label, f"the same destination, table and metric as {where}[{seen[key]}]")
         seen[key] = i
-        out.append(RouteSpec(item["to"], options, built))
+        out.append(RouteSpec(body, built))
     return out
