@@ -180,9 +180,7 @@ class Compiler:
             data = {"rate": sp["rate"], "unit": UNIT_SECONDS[sp["unit"]], "burst": burst,
                     "type": 1 if sp.get("bytes") else 0, "flags": 1 if sp.get("over") else 0}
         elif o.kind == "ct helper":
-            l3 = sp.get("l3proto")
-            if l3 is None:
-                l3 = self.fam if self.fam in ("ip", "ip6") else "ip"
+            l3 = sp.get("l3proto") or self.fam    # nft: the table's family by default
             data = {"name": sp["type"], "l3proto": P.FAMILIES[l3],
                     "l4proto": 6 if sp["protocol"] == "tcp" else 17}
         elif o.kind == "synproxy":
