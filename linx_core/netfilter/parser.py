@@ -1537,6 +1537,8 @@ class Parser:
         if kind == "counter":
             spec.setdefault("packets", 0)
             spec.setdefault("bytes", 0)
+        if kind == "ct helper":
+            spec.setdefault("l3proto", tbl.family)     # nft's default: the table's family
         if (kind, name) in tbl.objects and verb == "create":
             raise self.error(f"{kind} {name} exists already (create)", name_t)
         tbl.objects[(kind, name)] = M.Obj(kind, name, spec, comment, loc=loc)
