@@ -515,20 +515,25 @@ def _plan_nft(doc, kinds, p: Plan, check: _Collect, base) -> None:
         except OSError as e:
             check.errors.append(f"nft.file: cannot read {name}: {os.strerror(e.errno)}")
             return
-    try:
-        from .netfilter import session as nft_session
-    except ImportError:
-        check.errors.append("nft: this linx has no nf_tables support yet")
-        return
-    prepared = check("nft", nft_session.prepare, text, name)
-    if prepared is None:
+    from .netfilter import parser, validate
+
+    def parse_and_validate():
+        rs = parser.parse(text, name)
+        validate.validate(rs)
+        return rs
+    ruleset = check("nft", parse_and_validate)
+    if ruleset is None:
         return
 
     def apply(ctx):
-        sock = nft_session.push_owned(prepared, f"pid:{ctx.pid}")
+        from . import target
+        from .netfilter import push
+        sock = push.push(ruleset, target.parse(f"pid:{ctx.pid}"), owner=True)
         ctx.hold(sock)           # the agent keeps the owning socket: the tables live as long
         return None              # as the workload, and go with it
-    p.steps.append(Step("nft", "nft tables owned by the session in the workload's netns", apply))
+    tables = ", ".join(f"{t.family} {t.name}" for t in ruleset.tables.values())
+    p.steps.append(Step("nft", f"nft tables {tables} in the workload's netns, owned by the session "
+                               "(gone when it ends)", apply))
 
 
 def _plan_mounts(doc, kinds, p: Plan, check: _Collect, base=None) -> None:

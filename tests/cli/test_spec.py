@@ -32,7 +32,7 @@ def links(ns):
 
 def world(ns):
     """What a failed run must not leave behind (compare with same_world)."""
-    cgroups = sorted(os.listdir(CGROOT))
+    cgroups = sorted(n for n in os.listdir(CGROOT) if n.startswith("linx-example"))
     sessions = sorted(n for n in os.listdir("/run/linx") if n.startswith(("f-", "cc-"))) \
         if os.path.exists("/run/linx") else []
     agents = subprocess.run(["ps", "-C", "linx-agent", "-o", "pid=,stat="], capture_output=True,
@@ -73,6 +73,14 @@ def test_headline_spec_every_effect(netns, tmp_path):
     fetch = subprocess.run(["ip", "netns", "exec", netns, "busybox", "wget", "-q", "-O-",
                             "http://10.200.0.2:8080/"], capture_output=True, text=True)
     assert fetch.stdout == "hello from linx\n"      # written by the spec's hook at the checkpoint
+    probe = ("import socket; s = socket.socket(); s.settimeout(1); "
+             "print(s.connect_ex(('10.200.0.2', 8081)))")
+    blocked = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c", probe], capture_output=True,
+                             text=True).stdout.strip()
+    assert blocked == "11"              # dropped by the session's nft table (not refused: 111)
+    listed = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "nft", "list", "ruleset"],
+                            capture_output=True, text=True).stdout      # (nft 1.0.6 -j garbles owner flags)
+    assert listed.startswith("table inet guard {") and "\tflags owner\n" in listed
     status = dict(line.split(":\t") for line in open(f"/proc/{pid}/status").read().splitlines()
                   if line.startswith(("CapBnd", "CapEff", "NoNewPrivs", "Seccomp:")))
     out, err = p.communicate(timeout=20)
@@ -95,7 +103,7 @@ def test_headline_spec_every_effect(netns, tmp_path):
     assert "web0" not in links(netns)
 
 
-STEPS = ["user", "cgroup", "net.links[0]", "net.inside", "mounts[0]", "sysctl", "hooks[0]"]
+STEPS = ["user", "cgroup", "net.links[0]", "net.inside", "nft", "mounts[0]", "sysctl", "hooks[0]"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -153,7 +161,8 @@ pids_max = "lots"
 def test_dry_run_prints_the_plan_in_order():
     r = linx("run", "--spec", WEB, "--dry-run", "--json")
     keys = [s["key"] for s in json.loads(r.stdout)["steps"]]
-    assert keys == ["user", "cgroup", "net.links[0]", "net.inside", "mounts[0]", "sysctl", "hooks[0]", "mounts[1]",
+    assert keys == ["user", "cgroup", "net.links[0]", "net.inside", "nft", "mounts[0]", "sysctl", "hooks[0]",
+                    "mounts[1]",
                     "hostname", "caps", "no_new_privs", "seccomp", "proceed"]
     r = linx("run", "--spec", WEB, "--hostname", "other", "--dry-run")
     assert "sethostname other" in r.stdout        # flags override the file
@@ -236,3 +245,30 @@ def test_example_pivot_root(tmp_path):
     assert r.returncode != 0 and "Read-only" in r.stderr
     with open("/proc/self/mountinfo") as f:
         assert str(tmp_path) not in f.read()
+
+
+def test_owner_table_goes_when_the_workload_ends(tmp_path):
+    """The netns outlives the workload here (we hold it open): the table must still go."""
+    spec = tmp_path / "fw.toml"
+    spec.write_text('''namespaces = ["net"]
+[nft]
+ruleset = "table ip owned { chain c { type filter hook input priority 0; } }"
+''')
+    ev = tmp_path / "ev"
+    p = subprocess.Popen([LINX, "run", "--spec", spec, "--events", ev, "--", "sleep", "1"])
+    for _ in range(100):
+        if ev.exists() and '"running"' in ev.read_text():
+            break
+        time.sleep(0.05)
+    pid = json.loads(ev.read_text().splitlines()[0])["host_pid"]
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        def tables():
+            out = subprocess.run(["nsenter", f"--net=/proc/{os.getpid()}/fd/{fd}", "nft", "-j", "list", "tables"],
+                                 capture_output=True, text=True).stdout
+            return [t["table"]["name"] for t in json.loads(out)["nftables"] if "table" in t]
+        assert tables() == ["owned"]
+        assert p.wait(10) == 0
+        assert tables() == []
+    finally:
+        os.close(fd)
