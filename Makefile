@@ -19,6 +19,8 @@ venv:
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	@# bytecode now: an editable install writes none, and PYTHONDONTWRITEBYTECODE may forbid it later
+	@$(VENV)/bin/python -m compileall -q linx_core linx_cli $(VENV)/lib >/dev/null || true
 	@ln -sf $(CURDIR)/$(VENV)/bin/linx /usr/local/bin/linx   # `linx` on PATH for people (and completions)
 
 # Regenerate man/ and completions/ from the command definitions (checked in; a test compares).
