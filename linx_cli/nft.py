@@ -36,20 +36,61 @@ def _parse(path: str):
 
 @app.command("push")
 def push(file: str = typer.Argument(..., metavar="FILE", help="A ruleset file (- for stdin)."),
-         netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", help=NETNS_HELP)
+         netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", help=NETNS_HELP),
+         mode: str = typer.Option("replace", "--mode", metavar="replace|reconcile",
+                                  help="replace: rebuild each table of FILE; reconcile: send "
+                                       "only what differs (rules matched by tag).")
          ) -> None:
     """Apply FILE as one transaction: each table it declares is destroyed and built again
     as written; other tables are untouched ('flush ruleset' in FILE flushes all first).
     All or nothing: a rule the kernel refuses leaves the previous ruleset in place.
 
+    With --mode reconcile, only the minimal patch is sent (see `linx nft diff`), guarded
+    by the ruleset generation: untouched rules keep their handles and counters, a changed
+    tagged rule is replaced in place. If another writer commits meanwhile, it is retried
+    3 times. Chains with more than one rule must tag all of them (comment "tag:NAME").
+
     Exit status: 0 applied, 1 the kernel refused (naming the rule and its line),
     2 FILE does not parse or validate (file:line:col and a caret).
     """
     from linx_core import target
+    from linx_core.errors import UsageError
     from linx_core.netfilter import push as nft_push
+    if mode not in ("replace", "reconcile"):
+        raise UsageError("--mode", f"{mode!r}: expected replace or reconcile")
     t = target.parse(netns)
     rs = _parse(file)
-    nft_push.push(rs, t)
+    if mode == "reconcile":
+        from linx_core.netfilter import reconcile
+        reconcile.reconcile(rs, t)
+    else:
+        nft_push.push(rs, t)
+
+
+@app.command("diff")
+def diff(file: str = typer.Argument(..., metavar="FILE", help="A ruleset file (- for stdin)."),
+         netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", help=NETNS_HELP),
+         as_json: bool = typer.Option(False, "--json", help="Print the ops as JSON."),
+         exit_code: bool = typer.Option(False, "--exit-code",
+                                        help="Exit 1 when there are differences.")) -> None:
+    """Print the minimal patch that `push --mode reconcile` would send to bring the
+    namespace's tables to FILE's (tables FILE does not name are left out): one op per
+    line, deletes first; "up to date" when there is nothing to do."""
+    from linx_core import target
+    from linx_core.netfilter import patch, reconcile
+    rs = _parse(file)
+    gen, _, p = reconcile.plan(rs, target.parse(netns))
+    if as_json:
+        import json
+        print(json.dumps({"gen": gen, "summary": p.summary(), "ops": patch.to_json(p)},
+                         indent=2))
+    elif p.empty:
+        print("up to date")
+    else:
+        for op in p.ops:
+            print(patch.describe(op))
+    if exit_code and not p.empty:
+        raise typer.Exit(1)
 
 
 @app.command("pull")
