@@ -1,5 +1,6 @@
 """`linx run`: spawn a workload into fresh namespaces, park it at the checkpoint, apply what
 was asked, and run it. Exits with the workload's status."""
+import os
 import sys
 
 import typer
@@ -37,13 +38,26 @@ def run(
                                               "non-zero aborts the workload (repeatable)."),
     detach: bool = typer.Option(False, "--detach", "-d",
                                 help="Run in the background as a session: print its name once it runs."),
-    tty: bool = typer.Option(False, "--tty", "-t",
+    tty: bool = typer.Option(None, "--tty", "-t",
                              help="Give the workload a terminal (PTY); without -d, attach to it now."),
     name: str = typer.Option(None, "--name", help="Session name (default: generated when one is needed)."),
-    restart: str = typer.Option("no", "--restart", metavar="no|on-failure|always",
+    restart: str = typer.Option(None, "--restart", metavar="no|on-failure|always",
                                 help="Restart the workload when it ends (on-failure: non-zero exit, "
                                      "signal or setup error)."),
-    max_restarts: int = typer.Option(0, "--max-restarts", metavar="N", help="At most N restarts (0: no limit)."),
+    max_restarts: int = typer.Option(None, "--max-restarts", metavar="N", help="At most N restarts (0: no limit)."),
+    veth: list[str] = typer.Option([], "--veth", metavar="HOST,NAME[,ADDR/LEN[,HOSTADDR/LEN]]",
+                                   help="A veth pair: HOST stays on the host, NAME is moved in (needs --ns net; repeatable)."),
+    route: list[str] = typer.Option([], "--route", metavar="TO,VIA",
+                                    help="A route inside (TO may be default; repeatable)."),
+    nft_file: str = typer.Option(None, "--nft", metavar="FILE",
+                                 help="An nft ruleset loaded in the workload's netns, gone when it ends."),
+    tmpfs: list[str] = typer.Option([], "--tmpfs", metavar="PATH[:OPTIONS]",
+                                    help="Mount a tmpfs in the workload's mount namespace (repeatable)."),
+    bind: list[str] = typer.Option([], "--bind", metavar="SRC:DST[:ro]",
+                                   help="Bind-mount a host path into the workload's mount namespace (repeatable)."),
+    rootfs: str = typer.Option(None, "--rootfs", metavar="DIR", help="pivot_root into DIR (needs --ns mount)."),
+    sysctl: list[str] = typer.Option([], "--sysctl", metavar="KEY=VALUE",
+                                     help="A sysctl in the workload's namespaces (net.*, IPC keys; repeatable)."),
     detach_keys: str = typer.Option("ctrl-p,ctrl-q", "--detach-keys", metavar="KEYS",
                                     help="Keys that detach from -t (none disables)."),
     map_uid: list[str] = typer.Option([], "--map-uid", metavar="INSIDE:OUTSIDE:LENGTH",
@@ -105,9 +119,22 @@ def run(
                                  "keep": _items(cap_keep), "ambient": _items(cap_ambient)}),
              "seccomp": _drop_none({"profile": seccomp_file, "allow": _items(seccomp_allow),
                                     "deny": _items(seccomp_deny), "errno": seccomp_errno})}
+    flags.update({"name": name, "tty": tty, "restart": restart, "max_restarts": max_restarts,
+                  "sysctl": _pairs(sysctl, "--sysctl") or None, "rootfs": _rootfs(rootfs),
+                  "nft": {"file": os.path.abspath(nft_file)} if nft_file else None})
     doc = spec.load(spec_file) if spec_file else {}
     doc = spec.merge(doc, _drop_none(flags))
     doc["hooks"] = doc.get("hooks", []) + list(checkpoint)
+    extra_mounts = [_tmpfs(t) for t in tmpfs] + [_bind(b) for b in bind]
+    if extra_mounts:
+        doc["mounts"] = doc.get("mounts", []) + extra_mounts
+    if veth or route:
+        net = dict(doc.get("net", {}))
+        net["links"] = net.get("links", []) + [_veth(v) for v in veth]
+        net["routes"] = net.get("routes", []) + [_route(r) for r in route]
+        doc["net"] = net
+    name, tty = doc.get("name"), doc.get("tty", False)
+    restart, max_restarts = doc.get("restart", "no"), doc.get("max_restarts", 0)
     if mount_proc:
         if not {"pid", "mnt"} <= set(doc.get("namespaces") or []):
             raise UsageError("--mount-proc", "needs new pid and mount namespaces (--ns pid,mount)")
@@ -121,10 +148,6 @@ def run(
         from .spec import show_plan
         show_plan(plan, json_)
         return
-    if restart not in process.RESTART:
-        raise UsageError("--restart", f"{restart!r}: expected no, on-failure or always")
-    if max_restarts < 0:
-        raise UsageError("--max-restarts", f"{max_restarts}: expected 0 or more")
     replayable = all(step.key.startswith("hooks[") for step in plan.steps)
     if restart != "no" and not replayable:
         raise UsageError("--restart", "a restart replays the clone, the child-side settings and the "
@@ -199,7 +222,9 @@ FLAG_OF = {"namespaces": "--ns", "hostname": "--hostname", "cwd": "--cwd", "env"
            "cgroup.cpu_max": "--cpu-max", "cgroup.cpu_weight": "--cpu-weight", "cgroup": "--cgroup",
            "caps": "--cap-drop/--cap-add/--cap-keep/--cap-ambient",
            "seccomp": "--seccomp/--seccomp-allow/--seccomp-deny/--seccomp-errno",
-           "argv": "COMMAND"}
+           "argv": "COMMAND", "sysctl": "--sysctl", "nft": "--nft", "rootfs": "--rootfs",
+           "net.links": "--veth", "net.routes": "--route", "mounts": "--tmpfs/--bind",
+           "restart": "--restart", "max_restarts": "--max-restarts", "name": "--name"}
 
 
 def _as_flags(e, flags: dict, spec_file: str | None):
@@ -218,3 +243,56 @@ def _as_flags(e, flags: dict, spec_file: str | None):
     out = UsageError("", "\n".join(lines))
     out.errors = lines
     return out
+
+
+def _usage(where: str, text: str, expected: str):
+    from linx_core.errors import UsageError
+    return UsageError(where, f"{text!r}: expected {expected}")
+
+
+def _pairs(items: list[str], where: str) -> dict:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise _usage(where, item, "KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _rootfs(path: str | None):
+    return {"path": os.path.abspath(path)} if path else None
+
+
+def _tmpfs(text: str) -> dict:
+    path, _, data = text.partition(":")
+    if not path.startswith("/"):
+        raise _usage("--tmpfs", text, "an absolute PATH[:OPTIONS]")
+    return {"type": "tmpfs", "target": path, **({"data": data} if data else {})}
+
+
+def _bind(text: str) -> dict:
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[1].startswith("/") or (len(parts) == 3 and parts[2] != "ro"):
+        raise _usage("--bind", text, "SRC:DST[:ro] with DST absolute")
+    return {"type": "bind", "source": os.path.abspath(parts[0]), "target": parts[1],
+            **({"options": ["ro"]} if len(parts) == 3 else {})}
+
+
+def _veth(text: str) -> dict:
+    parts = text.split(",")
+    if not 2 <= len(parts) <= 4 or not all(parts[:2]):
+        raise _usage("--veth", text, "HOST,NAME[,ADDR/LEN[,HOSTADDR/LEN]]")
+    link = {"kind": "veth", "host": parts[0], "name": parts[1]}
+    if len(parts) > 2 and parts[2]:
+        link["addresses"] = [parts[2]]
+    if len(parts) > 3 and parts[3]:
+        link["host_addresses"] = [parts[3]]
+    return link
+
+
+def _route(text: str) -> dict:
+    to, comma, via = text.partition(",")
+    if not comma or not to or not via:
+        raise _usage("--route", text, "TO,VIA (TO may be default)")
+    return {"to": to, "via": via}

@@ -51,6 +51,10 @@ SCHEMA = {
     "clear_env": ("bool", "Start from an empty environment."),
     "run_as": ("str", "UID[:GID] the workload runs as."),
     "no_new_privs": ("bool", "Set PR_SET_NO_NEW_PRIVS before exec."),
+    "name": ("str", "Session name (a session is made when a name, tty, detach or restart is asked)."),
+    "tty": ("bool", "Give the workload a terminal (PTY)."),
+    "restart": ("str", "no, on-failure or always."),
+    "max_restarts": ("int", "At most this many restarts (0: no limit)."),
     "user": ({
         "uid": ("list[str]", "uid map entries INSIDE:OUTSIDE:LENGTH."),
         "gid": ("list[str]", "gid map entries INSIDE:OUTSIDE:LENGTH."),
@@ -59,6 +63,8 @@ SCHEMA = {
     }, "Identity: uid/gid maps of the new user namespace (setgroups deny comes first)."),
     "cgroup": ({
         "path": ("str", "The cgroup (relative to the cgroup2 mount); made if missing."),
+        "parent": ("str", "Instead of path: make a new cgroup linx-<random> under this one."),
+        "controllers": ("list[str]", "Controllers to enable in the parent's cgroup.subtree_control first."),
         "keep": ("bool", "Leave a cgroup linx made in place when the workload ends."),
         "memory_max": ("str", "memory.max (256M, 1G, max)."),
         "memory_high": ("str", "memory.high."),
@@ -268,6 +274,13 @@ def plan(doc: dict, source: str = "spec", argv=None) -> Plan:
             if not k or "=" in k or "\0" in k:
                 check.errors.append(f"env.{k}: not a variable name")
         env = [f"{k}={v}" for k, v in env.items()]
+    if doc.get("restart", "no") not in ("no", "on-failure", "always"):
+        check.errors.append(f"restart: {doc['restart']!r}: expected no, on-failure or always")
+    if doc.get("max_restarts", 0) < 0:
+        check.errors.append("max_restarts: expected 0 or more")
+    if "name" in doc:
+        from . import sessions
+        check("name", sessions.check_name, doc["name"], "name")
     p = Plan(kinds, argv, env, settings)
     net = doc.get("net", {})
     if "net" in kinds:
@@ -323,11 +336,23 @@ def _plan_cgroup(doc, p: Plan, check: _Collect) -> None:
     if not c:
         return
     from . import cgroup
-    if "path" not in c:
-        first = next((k for k in c if k != "keep"), "keep")
+    if ("path" in c) == ("parent" in c):
+        if "path" in c:
+            check.errors.append("cgroup: give path or parent, not both")
+            return
+        first = next((k for k in c if k not in ("keep", "controllers")), "keep")
         check.errors.append(f"cgroup.{first}: needs --cgroup PATH (cgroup.path, the cgroup to run in)")
         return
-    path = check("cgroup.path", cgroup.resolve, c["path"], "cgroup.path")
+    if "parent" in c:
+        import secrets
+        parent = check("cgroup.parent", cgroup.resolve, c["parent"], "cgroup.parent")
+        path = None if parent is None else os.path.join(parent, "linx-" + secrets.token_hex(4))
+    else:
+        path = check("cgroup.path", cgroup.resolve, c["path"], "cgroup.path")
+    controllers = c.get("controllers", [])
+    for name in controllers:
+        if not cgroup.CONTROLLER_NAME.match(name):
+            check.errors.append(f"cgroup.controllers: {name!r} is not a controller name")
     limits = {}
     for key, knob in CGROUP_KNOBS.items():
         if key in c:
@@ -339,6 +364,10 @@ def _plan_cgroup(doc, p: Plan, check: _Collect) -> None:
     placement = cgroup.Placement(path, limits, c.get("keep", False))
 
     def apply(ctx):
+        if controllers:
+            failed = cgroup.enable_controllers(os.path.dirname(path), controllers)
+            if failed:
+                raise next(iter(failed.values()))
         placement.apply(ctx.pid)
         return placement._remove
     shown = ", ".join(f"{k}={v}" for k, v in limits.items())
@@ -634,7 +663,7 @@ def _plan_sysctl(doc, kinds, p: Plan, check: _Collect) -> None:
         owner = sysctl.owner(k)
         ns = {"net": "net", "uts": "uts", "ipc": "ipc"}.get(owner or "")
         if ns is None or ns not in kinds:
-            check.errors.append(f"sysctl.{key}: not in a namespace of the workload's own "
+            check.errors.append(f"sysctl.{key}: {key} is not in a namespace of the workload's own "
                                 f"({'host-global' if ns is None else 'needs the ' + ns + ' namespace'}); "
                                 "it would change the host")
             continue

@@ -51,7 +51,10 @@ def test_detached_session_lifecycle(name):
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(f"{d}/ctl.sock").st_mode) == 0o600
     assert name in linx("ps", "-q").stdout.split()
-    time.sleep(0.2)
+    for _ in range(50):                               # the agent logs as the output comes
+        if linx("logs", name).stdout:
+            break
+        time.sleep(0.1)
     assert linx("logs", name).stdout == "out-line\n"
     r = linx("rm", name)
     assert r.returncode == 2 and "running" in r.stderr
@@ -227,3 +230,10 @@ def test_exec_into_session_by_name_with_a_pty(name, shell):
         assert last_status(shell) == 6
     finally:
         linx("rm", "-f", ex)
+
+
+def test_logs_follow(name):
+    assert linx("run", "-d", "--name", name, "--", "sh", "-c",
+                "echo one; sleep 0.5; echo two; sleep 0.5; echo three").returncode == 0
+    r = linx("logs", "-f", name, timeout=20)
+    assert r.stdout.split() == ["one", "two", "three"]
