@@ -110,7 +110,8 @@ def _rules(fam, tn, chain, cur: list, want: list, recreated: set) -> list:
     ops = []
     tagged = all(r.tag is not None for r in want)
     if not tagged or len(want) <= 1 and all(r.tag is None for r in cur):
-        if len(cur) == len(want) and not any(_refs(r) & recreated for r in cur):
+        if len(cur) == len(want) and not (recreated and any(_refs(r) & recreated
+                                                             for r in cur)):
             for c, w in zip(cur, want):
                 if _norm(c) != _norm(w):
                     ops.append(Op("replace_rule", fam, tn, chain, w, handle=c.handle))
@@ -119,7 +120,7 @@ def _rules(fam, tn, chain, cur: list, want: list, recreated: set) -> list:
         return ops + [Op("create_rule", fam, tn, chain, w) for w in want]
     by_tag = {}
     for i, c in enumerate(cur):
-        if c.tag is None or c.tag in by_tag or _refs(c) & recreated:
+        if c.tag is None or c.tag in by_tag or recreated and _refs(c) & recreated:
             ops.append(Op("delete_rule", fam, tn, chain, handle=c.handle))
         else:
             by_tag[c.tag] = (i, c)

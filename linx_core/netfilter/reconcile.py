@@ -26,7 +26,8 @@ def plan(ruleset, target=None):
     with nfnl.open(t) as sock:
         gen = nfnl.getgen(sock)["id"]
     current = _pull.pull(t)
-    return gen, current, _diff.diff(current, ruleset)
+    with bulk():
+        return gen, current, _diff.diff(current, ruleset)
 
 
 def reconcile(ruleset, target=None, *, before_commit=None) -> _patch.Patch:
