@@ -194,3 +194,47 @@ def delete_table(family: str = typer.Argument(..., metavar="FAMILY"),
     if family not in proto.FAMILIES:
         raise UsageError("FAMILY", f"{family!r} is not one of {', '.join(proto.FAMILIES)}")
     nft_push.delete_table(family, name, target.parse(netns))
+
+
+@app.command("monitor")
+def monitor(netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", help=NETNS_HELP),
+            as_json: bool = typer.Option(False, "--json", help="One JSON document per line."),
+            snapshot: bool = typer.Option(False, "--snapshot",
+                                          help="Print the ruleset first, then only later "
+                                               "changes (nothing lost or repeated)."),
+            rcvbuf: int = typer.Option(4 << 20, "--rcvbuf", metavar="BYTES",
+                                       help="Socket receive buffer; events beyond it are "
+                                            "lost and reported as resync_needed.")) -> None:
+    """Print ruleset changes as they are committed, by anyone, each stamped with the
+    generation and the committing process (pid and name), until interrupted. Events of
+    one commit are printed together, after it, followed by its new_gen line. When events
+    were lost (the buffer overflowed) a resync_needed event is printed, and with
+    --snapshot a fresh snapshot after it."""
+    import json
+    from linx_core import target
+    from linx_core.netfilter import formatter, monitor as nft_monitor
+
+    def out(line):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def show_snapshot(m):
+        gen, rs = m.snapshot()
+        if as_json:
+            out(json.dumps({"op": "snapshot", "gen": gen, **formatter.to_json(rs)}))
+        else:
+            out(f"# snapshot at generation {gen}")
+            sys.stdout.write(formatter.format_ruleset(rs))
+    if rcvbuf < 1024:
+        from linx_core.errors import UsageError
+        raise UsageError("--rcvbuf", f"{rcvbuf}: expected at least 1024 bytes")
+    try:
+        with nft_monitor.Monitor(target.parse(netns), rcvbuf) as m:
+            if snapshot:
+                show_snapshot(m)
+            for ev in m.events():
+                out(json.dumps(ev.to_json()) if as_json else ev.text())
+                if snapshot and ev.op == "resync_needed":
+                    show_snapshot(m)
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
