@@ -172,13 +172,11 @@ def kernel() -> str:
 # -- running the group -----------------------------------------------------
 
 def compile_ahead() -> None:
-    """Byte-compile linx and the group here, into the cache (PYTHONPYCACHEPREFIX, which
-    guest.sh sets too): the checkout is read-only in the guest, and compiling every module
-    again in each `linx` the tests start costs seconds apiece under emulation."""
-    env = {**os.environ, "PYTHONPYCACHEPREFIX": os.path.join(CACHE, "pycache")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    """Byte-compile linx and the group here, next to the sources (__pycache__, ignored by
+    git): the checkout is read-only in the guest, so what is not compiled now is compiled
+    again at each import there, which costs seconds under emulation."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", "linx_core", "linx_cli", "tests"],
-                   cwd=REPO, env=env, stdout=subprocess.DEVNULL, check=False)
+                   cwd=REPO, stdout=subprocess.DEVNULL, check=False)
 
 
 def boot(vmlinuz: str, share: str, pytest_args: list[str], timeout: float) -> int:
