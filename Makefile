@@ -6,7 +6,7 @@ APT_PACKAGES := gcc make python3-venv python3-dev iproute2 nftables libcap2-bin 
                 procps busybox-static kmod libseccomp-dev seccomp iputils-ping netcat-openbsd \
                 man-db bash-completion zsh fish strace
 
-.PHONY: demo test setup apt venv docs install-docs clean
+.PHONY: demo test test-vm vm-apt setup apt venv docs install-docs clean
 
 setup: apt venv install-docs
 
@@ -42,8 +42,18 @@ install-docs:
 demo: setup
 	@sh examples/demo.sh $(VENV)/bin/linx
 
-test: setup
+test: setup vm-apt
 	$(VENV)/bin/python -m pytest -q -ra tests
+	$(VENV)/bin/python tests/vm/run.py --auto   # the VM group: here if this kernel has all it needs, else in qemu
+
+# make test-vm: the VM test group (tests/vm/) booted once under a stock Debian kernel in qemu.
+VM_APT_PACKAGES := qemu-system-x86 udev
+vm-apt:
+	@command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends $(VM_APT_PACKAGES) >/dev/null || echo "make: $(VM_APT_PACKAGES) not installed" >&2
+
+test-vm: setup vm-apt
+	$(VENV)/bin/python tests/vm/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info linx_core/_sys*.so linx_core/linx-agent
