@@ -201,3 +201,22 @@ def test_top_level_help_matches_each_command():
         module, _, attr = module.partition(":")
         app = getattr(importlib.import_module(module), attr or "app")
         assert app.info.help == text, name
+
+
+def test_exec_joins_the_targets_cgroup(tmp_path):
+    cg = f"linx-test-exec-{os.getpid()}"
+    ev = tmp_path / "ev"
+    target = subprocess.Popen([LINX, "run", "--cgroup", cg, "--ns", "net", "--events", ev, "--", "sleep", "30"])
+    try:
+        for _ in range(100):
+            if ev.exists() and '"running"' in ev.read_text():
+                break
+            time.sleep(0.05)
+        pid = read_events(ev)[0]["host_pid"]
+        r = linx("exec", "--target", pid, "--", "grep", "^0::", "/proc/self/cgroup")
+        assert r.stdout.strip() == f"0::/{cg}"
+        r = linx("exec", "--target", pid, "--no-cgroup", "--", "grep", "^0::", "/proc/self/cgroup")
+        assert r.stdout.strip() != f"0::/{cg}"
+    finally:
+        target.terminate()
+        target.wait(10)
