@@ -6,13 +6,6 @@ str(error) on one line and exits with error.exit_status.
 import errno as _errno
 import os
 
-# errnos with a known cause get a hint, as bubblewrap and crun do at the failure site.
-HINTS = {
-    _errno.EPERM: "needs root (CAP_SYS_ADMIN in the owning user namespace)",
-    _errno.ENOSPC: "nesting depth or /proc/sys/user/max_*_namespaces exceeded",
-}
-
-
 def errno_text(err: int) -> str:
     """`ENOENT (No such file or directory)`: the name first, for grep; the words for people."""
     name = _errno.errorcode.get(err, f"E{err}")

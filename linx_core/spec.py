@@ -424,9 +424,7 @@ def _plan_net(net, kinds, p: Plan, check: _Collect) -> None:
         if to != "default":
             check(f"{where}.to", Subnet, to, where=f"{where}.to")
         if "via" in r:
-            via = check(f"{where}.via", IP, r["via"], f"{where}.via")
-            if via is None and f"{where}.via" not in " ".join(check.errors):
-                pass
+            check(f"{where}.via", IP, r["via"], f"{where}.via")
         if "dev" in r and r["dev"] not in names + ["lo"]:
             check.errors.append(f"{where}.dev: {r['dev']!r} is not one of net.links")
         if "via" not in r and "dev" not in r:
