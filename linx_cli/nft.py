@@ -238,3 +238,36 @@ def monitor(netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", h
                     show_snapshot(m)
     except (KeyboardInterrupt, BrokenPipeError):
         pass
+
+
+@app.command("log")
+def log(group: int = typer.Option(..., "--group", "-g", metavar="N",
+                                  help="The NFLOG group (`log group N` in a rule)."),
+        copy: str = typer.Option("meta", "--copy", metavar="none|meta|packet[:SNAPLEN]",
+                                 help="How much of each packet: none, meta (addresses, "
+                                      "ports), packet (up to SNAPLEN bytes, in --json)."),
+        netns: str = typer.Option(None, "--netns", "-n", metavar="TARGET", help=NETNS_HELP),
+        as_json: bool = typer.Option(False, "--json", help="One JSON document per line."),
+        rcvbuf: int = typer.Option(4 << 20, "--rcvbuf", metavar="BYTES",
+                                   help="Socket receive buffer; packets beyond it are lost "
+                                        "and reported as resync_needed.")) -> None:
+    """Print one line per packet logged to NFLOG group N (nfnetlink_log), until
+    interrupted: time, prefix, in/out interfaces, MAC, mark, and a summary of the IP
+    header (addresses, protocol, ports or ICMP type). EPERM (exit 1) when another
+    process already listens on the group."""
+    import json
+    from linx_core import target
+    from linx_core.netfilter import log as nflog
+    mode, snaplen = nflog.parse_copy(copy)
+    try:
+        with nflog.Listener(group, target.parse(netns), mode, snaplen, rcvbuf) as lst:
+            for p in lst.packets():
+                if p is None:
+                    line = (json.dumps({"op": "resync_needed"}) if as_json else
+                            "# packets were lost (ENOBUFS)")
+                else:
+                    line = json.dumps(p.to_json()) if as_json else p.text()
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
