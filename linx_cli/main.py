@@ -28,7 +28,7 @@ COMMANDS = {
     "sysctl": ("linx_cli.sysctl", "Read and write kernel tunables (/proc/sys), on the host or in a namespace."),
     "caps": ("linx_cli.caps", "Read a process's capability sets; decode capability masks."),
     "seccomp": ("linx_cli.seccomp", "Compile, list and inspect seccomp syscall filters; import Docker profiles."),
-    "nft": ("linx_cli.nft", "nf_tables rulesets in nft syntax: push, pull, fmt, check (atomic, any netns)."),
+    "nft": ("linx_cli.nft", "nf_tables rulesets in nft syntax: push, pull, diff, monitor, log (atomic, any netns)."),
     "reconcile": ("linx_cli.reconcile", "Keep sysctls, addresses and routes, and cgroup limits converged on a desired-state file."),
 }
 

@@ -7,7 +7,7 @@ import typer
 
 from ._app import new_app
 
-HELP = "nf_tables rulesets in nft syntax: push, pull, fmt, check (atomic, any netns)."
+HELP = "nf_tables rulesets in nft syntax: push, pull, diff, monitor, log (atomic, any netns)."
 app = new_app(HELP)
 
 NETNS_HELP = ("Work in this network namespace: pid:N, a namespace file, an ip netns name or "
