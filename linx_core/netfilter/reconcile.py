@@ -9,7 +9,7 @@ import time
 
 from .. import target as _target
 from ..errors import KernelError
-from . import bulk, diff as _diff, patch as _patch, pull as _pull, push as _push
+from . import bulk, diff as _diff, model as M, patch as _patch, pull as _pull, push as _push
 
 RETRIES = 3
 BACKOFF = 0.05          # seconds, doubled after each refusal
@@ -20,12 +20,19 @@ class GenerationRace(KernelError):
 
 
 def plan(ruleset, target=None):
-    """(gen, current, patch): what a reconcile push would send now (`linx nft diff`)."""
+    """(gen, current, patch): what a reconcile push would send now (`linx nft diff`).
+    `current` holds only the tables the file names (or deletes)."""
     from ..netlink import nfnl
     t = target if isinstance(target, _target.Target) else _target.parse(target)
     with nfnl.open(t) as sock:
         gen = nfnl.getgen(sock)["id"]
-    current = _pull.pull(t)
+    current = M.Ruleset()
+    for key in dict.fromkeys([*ruleset.tables, *ruleset.deleted]):
+        try:        # only the file's tables: others may hold what linx cannot decode
+            current.tables.update(_pull.pull(t, key).tables)
+        except KernelError as e:
+            if e.errno != _errno.ENOENT:
+                raise
     with bulk():
         return gen, current, _diff.diff(current, ruleset)
 
