@@ -403,8 +403,8 @@ def load(path: str) -> list:
             seen[source.scope] = cg
             sources.append(source)
     if "nft" in doc:
-        raise UsageError(f"{path}: nft", "not supported yet: linx has no reconcile-mode nft push "
-                                         "(minimal patch with generation check) to drive")
+        from .netfilter import reconcile as nft
+        sources.append(nft.section(doc["nft"], f"{path}: nft", os.path.dirname(os.path.abspath(path))))
     return sources
 
 

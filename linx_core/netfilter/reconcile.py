@@ -67,3 +67,93 @@ def reconcile(ruleset, target=None, *, before_commit=None) -> _patch.Patch:
     raise GenerationRace("nft", "reconcile", "the ruleset", _errno.ERESTART,
                          f"another writer committed during each of {1 + RETRIES} attempts; "
                          "nothing applied")
+
+
+# -- the [nft] section of a desired-state file (linx reconcile) -------------------------------
+
+SECTION_KEYS = ("netns", "file", "ruleset")
+
+
+class NftSource:
+    """The tables a ruleset names, kept as written by reconcile pushes: a pass plans the
+    minimal patch against a fresh pull (so a rule deleted by hand comes back on its own,
+    and the untouched rules keep their handles and counters); tables the ruleset does not
+    name are never read or touched. Leaving the file releases: the tables stay as they are,
+    as a sysctl released without revert_on_release keeps its value."""
+
+    def __init__(self, key: str, target, ruleset):
+        self.key, self.target, self.ruleset = key, target, ruleset
+        self.scope = f"nft in {target}"
+
+    def subscribe(self):
+        """Ruleset changes (NFNLGRP_NFTABLES) as wake-up hints."""
+        from ..netlink import nfnl
+        from ..reconcile import Hints
+        from .monitor import NFNLGRP_NFTABLES
+        sock = nfnl.open(self.target)
+        sock.add_membership(NFNLGRP_NFTABLES)
+        return Hints(sock)
+
+    def plan(self, last_applied: dict) -> list:
+        from ..reconcile import Op
+        if self.ruleset is None:
+            return []
+        _, _, p = plan(self.ruleset, self.target)
+        ops = []
+        for o in p.ops:
+            verb, _, obj = _patch.describe(o).partition(" ")
+            ops.append(Op(_VERBS.get(verb, verb), obj, item=o))
+        return ops
+
+    def apply(self, ops: list, last_applied: dict):
+        """One batch, all or nothing: a refusal fails the first op and leaves the rest pending
+        (the pass is fail-fast, like net's)."""
+        from ..errors import LinxError
+        from ..reconcile import Report
+        report = Report(self.key, last_applied=last_applied)
+        if not ops:
+            return report
+        try:
+            reconcile(self.ruleset, self.target)
+        except LinxError as e:
+            report.failed, report.pending = [(ops[0], e)], ops[1:]
+            return report
+        report.applied = list(ops)
+        return report
+
+    def released(self) -> "NftSource":
+        return NftSource(self.key, self.target, None)
+
+
+_VERBS = {"add": "create", "create": "create", "replace": "update", "update": "update",
+          "delete": "delete"}
+
+
+def section(body, where: str, base: str) -> NftSource:
+    """Validate [nft] (no syscall but reading the file): netns, and file (relative to the
+    desired-state file) or ruleset; tagged rules, as push --mode reconcile needs."""
+    import os
+
+    from ..errors import UsageError
+    from . import parser, validate
+    if not isinstance(body, dict):
+        raise UsageError(where, "expected a table")
+    for key in body:
+        if key not in SECTION_KEYS:
+            raise UsageError(f"{where}.{key}", f"unknown key (expected one of {', '.join(SECTION_KEYS)})")
+    if ("file" in body) == ("ruleset" in body):
+        raise UsageError(where, "give exactly one of file or ruleset")
+    target = _target.parse(body.get("netns"), f"{where}.netns")
+    if "file" in body:
+        name = os.path.join(base, str(body["file"]))
+        try:
+            with open(name) as f:
+                text = f.read()
+        except OSError as e:
+            raise UsageError(f"{where}.file", f"cannot read {name}: {os.strerror(e.errno)}") from None
+    else:
+        text, name = str(body["ruleset"]), f"{where}.ruleset"
+    ruleset = parser.parse(text, name)
+    validate.validate(ruleset)
+    _diff.validate_for_reconcile(ruleset)
+    return NftSource("nft", target, ruleset)

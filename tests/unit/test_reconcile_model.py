@@ -225,7 +225,9 @@ cgroup.max.descendants = 10
     ("[cgroup.web]\nmemory.max = \"lots\"\n", 'cgroup."web"."memory.max": \'lots\': expected bytes'),
     ("[cgroup.web]\nmemory.low = [1]\n", 'cgroup."web"."memory.low": [1]: expected a string'),
     ("[cgroup.\"../../etc\"]\npids.max = 1\n", "is outside the cgroup2 mount"),
-    ("[nft]\nnetns = \"host\"\n", "nft: not supported yet"),
+    ("[nft]\nnetns = \"host\"\n", "nft: give exactly one of file or ruleset"),
+    ("[nft]\nruleset = \"table ip t { chain c { counter; accept; } }\"\n",
+     "untagged"),
     ("[cgroup.web]\n[cgroup.\"web/.\"]\n", 'cgroup."web/.": the same cgroup as cgroup."web"'),
 ])
 def test_bad_files_name_the_key(tmp_path, cgroot, text, where):
