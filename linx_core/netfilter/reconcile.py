@@ -125,7 +125,7 @@ class NftSource:
         return NftSource(self.key, self.target, None)
 
 
-_VERBS = {"add": "create", "create": "create", "replace": "update", "update": "update",
+_VERBS = {"add": "create", "create": "create", "insert": "create", "replace": "update", "update": "update",
           "delete": "delete"}
 
 
