@@ -23,12 +23,14 @@ def _dump(doc) -> None:
 
 
 @app.command("create")
-def create(path: str = typer.Argument(..., help=PATH_HELP)) -> None:
+def create(path: str = typer.Argument(..., help=PATH_HELP),
+           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the exit status says.")) -> None:
     """Make a cgroup (an existing one is fine) and print its absolute path."""
     from linx_core import cgroup
     cg = _path(path)
     cgroup.create(cg)
-    print(cg)
+    if not quiet:
+        print(cg)
 
 
 @app.command("destroy")
@@ -115,7 +117,9 @@ def thaw(path: str = typer.Argument(..., help=PATH_HELP),
 
 @app.command("stats")
 def stats(path: str = typer.Argument(..., help=PATH_HELP),
-          as_json: bool = typer.Option(False, "--json", help="Every field; null when its source is missing.")) -> None:
+          as_json: bool = typer.Option(False, "--json",
+                                       help='{"path", "cpu_usec", "memory_current", "pids_current", ...}; '
+                                            'null when a source file is missing.')) -> None:
     """CPU, memory and process counters (cpu.stat, memory.current, memory.peak, pids.current);
     a counter whose file is missing (controller not enabled) is shown as -."""
     from linx_core import cgroup
@@ -151,7 +155,9 @@ def enable_controllers(path: str = typer.Argument(..., help=PATH_HELP),
 
 @app.command("ls")
 def ls(path: str = typer.Argument(".", help=PATH_HELP + " Default: the whole hierarchy."),
-       as_json: bool = typer.Option(False, "--json", help="A list of cgroups, depth first.")) -> None:
+       as_json: bool = typer.Option(False, "--json",
+                                    help='[{"path", "depth", "procs", "populated", "frozen", '
+                                         '"subtree_control"}, ...], depth first.')) -> None:
     """The cgroup tree: processes directly in each, populated/frozen, enabled controllers."""
     from linx_core import cgroup
     nodes = cgroup.tree(_path(path))
@@ -159,18 +165,17 @@ def ls(path: str = typer.Argument(".", help=PATH_HELP + " Default: the whole hie
         _dump(nodes)
         return
 
+    from ._table import show
+
     def flag(v):
         return "-" if v is None else ("yes" if v else "no")
 
-    rows = [("CGROUP", "PROCS", "POPULATED", "FROZEN", "CONTROLLERS")]
-    for n in nodes:
+    rows = []
+    for n in nodes:     # the tree is the first column's indent: two spaces a level
         name = n["path"] if n["depth"] == 0 else n["path"].rsplit("/", 1)[1]
-        rows.append(("  " * n["depth"] + name, str(n["procs"] if n["procs"] is not None else "-"),
-                     flag(n["populated"]), flag(n["frozen"]), " ".join(n["subtree_control"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  "
-              f"{r[3]:<{widths[3]}}  {r[4]}".rstrip())
+        rows.append(["  " * n["depth"] + name, str(n["procs"] if n["procs"] is not None else "-"),
+                     flag(n["populated"]), flag(n["frozen"]), " ".join(n["subtree_control"])])
+    show(["CGROUP", "PROCS", "POPULATED", "FROZEN", "CONTROLLERS"], rows, right=(1,))
 
 
 @app.command("top")

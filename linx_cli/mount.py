@@ -25,7 +25,8 @@ def _in(text):
 def list_(
     in_: str = IN,
     file: str = typer.Option(None, "--file", metavar="FILE", help="Parse this mountinfo-format file instead."),
-    json: bool = typer.Option(False, "--json", help="One JSON document, with findmnt -J's keys."),
+    json: bool = typer.Option(False, "--json", help='{"filesystems": [{"id", "target", "source", '
+                                                    '"fstype", "options", "propagation", ...}]}: findmnt -J\'s keys.'),
 ) -> None:
     """List mounts (/proc/PID/mountinfo). --json prints {"filesystems": [...]} as
     `findmnt -J -l -o ID,PARENT,MAJ:MIN,FSROOT,TARGET,SOURCE,FSTYPE,OPTIONS,VFS-OPTIONS,
@@ -40,10 +41,8 @@ def list_(
         import json as _json
         print(_json.dumps({"filesystems": rows}, indent=2))
         return
-    table = [[h for h, _ in COLUMNS]] + [[str(r[k] or "") for _, k in COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS) - 1)]
-    for row in table:
-        print(" ".join(cell.ljust(w) for cell, w in zip(row, widths)), row[-1])
+    from ._table import show
+    show([h for h, _ in COLUMNS], [[str(r[k] or "") for _, k in COLUMNS] for r in rows])
 
 
 @app.command("mount")

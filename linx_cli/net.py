@@ -79,13 +79,11 @@ def stats(ctx: typer.Context, dev: str = typer.Argument(None, help="One interfac
     if ctx.obj["json"]:
         _write(rows, True, None)
         return
-    out = [f"{'IFACE':<16} {'RX bytes':>14} {'packets':>10} {'errors':>7} {'dropped':>7}"
-           f" {'TX bytes':>14} {'packets':>10} {'errors':>7} {'dropped':>7}"]
-    for r in rows:
-        rx, tx = r["stats64"]["rx"], r["stats64"]["tx"]
-        out.append(f"{r['ifname']:<16} {rx['bytes']:>14} {rx['packets']:>10} {rx['errors']:>7} "
-                   f"{rx['dropped']:>7} {tx['bytes']:>14} {tx['packets']:>10} {tx['errors']:>7} {tx['dropped']:>7}")
-    sys.stdout.write("\n".join(out) + "\n")
+    from ._table import show
+    counters = ("bytes", "packets", "errors", "dropped")
+    show(["IFACE", "RX bytes", "packets", "errors", "dropped", "TX bytes", "packets", "errors", "dropped"],
+         [[r["ifname"], *(str(r["stats64"][d][c]) for d in ("rx", "tx") for c in counters)] for r in rows],
+         right=range(1, 9))
 
 
 @app.command("apply")

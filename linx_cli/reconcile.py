@@ -68,7 +68,10 @@ def reconcile(
                                  help="Resync every section this often (5s, 500ms, 1m)."),
     debounce: str = typer.Option("100ms", "--debounce", metavar="DURATION",
                                  help="Coalesce change events and SIGHUPs arriving within this long."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON report per pass, one per line."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help='JSON lines, one report per pass: {"source", "converged", "applied", '
+                                      '"failed", "pending", "last_applied"}; with --diff one document '
+                                      '[{"source", "plan": [...]}, ...].'),
 ) -> None:
     """Keep sysctls, addresses and routes, and cgroup limits converged on a desired-state file.
 

@@ -154,7 +154,8 @@ def import_(profile_path: str = typer.Argument(..., metavar="PROFILE.json", help
 def show(pid: int = typer.Argument(..., metavar="PID"),
          disasm_: bool = typer.Option(False, "--disasm", help="Also list every filter's instructions."),
          as_json: bool = typer.Option(False, "--json",
-                                      help='{"pid", "mode", "filters", "no_new_privs", "programs": [...]}')) -> None:
+                                      help='{"pid", "mode", "filters", "no_new_privs", "programs": '
+                                           '[{"arch", "default", "actions", ...}, ...]}, newest first')) -> None:
     """A process's seccomp mode and filters. The filters are read with PTRACE_SECCOMP_GET_FILTER
     (root: CAP_SYS_ADMIN), which stops the process for a moment; newest first."""
     from linx_core.seccomp import bpf, listing, proc

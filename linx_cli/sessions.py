@@ -35,7 +35,9 @@ def _print_json(doc) -> None:
 
 @ps.command("ps")
 def ps_(all_: bool = typer.Option(False, "--all", "-a", help="Include finished sessions."),
-        json_: bool = typer.Option(False, "--json", help="JSON: a list of session objects."),
+        json_: bool = typer.Option(False, "--json",
+                                   help='[{"name", "status", "host_pid", "exit_code", "argv", ...}, ...]: '
+                                        'inspect --json\'s keys but "ns".'),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Names only.")) -> None:
     """List sessions."""
     from linx_core import sessions
@@ -71,7 +73,9 @@ def _status_text(r: dict) -> str:
 
 @inspect.command("inspect")
 def inspect_(name: str = typer.Argument(..., metavar="NAME"),
-             json_: bool = typer.Option(False, "--json", help="JSON: one session object.")) -> None:
+             json_: bool = typer.Option(False, "--json",
+                                        help='{"name", "status", "host_pid", "exit_code", "signal", "argv", '
+                                             '"ns": {KIND: INODE}, ...}')) -> None:
     """Show one session in detail."""
     import os
     import time

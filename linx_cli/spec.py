@@ -20,7 +20,7 @@ def check(files: list[str] = typer.Argument(..., metavar="FILE..."),
 @app.command("plan")
 def plan(file: str = typer.Argument(..., metavar="FILE"),
          argv: list[str] = typer.Argument(None, metavar="[-- COMMAND [ARG]...]"),
-         json_: bool = typer.Option(False, "--json", help="JSON: namespaces, argv and the steps.")) -> None:
+         json_: bool = typer.Option(False, "--json", help='{"namespaces", "argv", "steps": [{"key", "phase", "do"}, ...]}')) -> None:
     """Print every step of a spec in the order it will run (as linx run --spec F --dry-run)."""
     from linx_core import spec
     p = spec.plan(spec.load(file), file, argv=argv or None)

@@ -25,7 +25,7 @@ def _dump(doc) -> None:
 @app.command("get")
 def get(keys: list[str] = typer.Argument(..., metavar="KEY..."),
         in_: str = typer.Option(None, "--in", metavar="TARGET", help=IN_HELP),
-        as_json: bool = typer.Option(False, "--json", help='{"KEY": "VALUE", ...}')) -> None:
+        as_json: bool = typer.Option(False, "--json", help='{"KEY": "VALUE", ...}: each key\'s value as text.')) -> None:
     """Print each key's value, one per line (as sysctl -n)."""
     from linx_core import sysctl
     target = _target(in_)
@@ -61,9 +61,11 @@ def get_int(keys: list[str] = typer.Argument(..., metavar="KEY..."),
 
 @app.command("set")
 def set_(assignments: list[str] = typer.Argument(..., metavar="KEY=VALUE..."),
-         in_: str = typer.Option(None, "--in", metavar="TARGET", help=IN_HELP)) -> None:
-    """Write each KEY=VALUE in order. All are checked before the first write, and when the
-    kernel refuses one, those already written are set back."""
+         in_: str = typer.Option(None, "--in", metavar="TARGET", help=IN_HELP),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing; the exit status says.")) -> None:
+    """Write each KEY=VALUE in order and print KEY = VALUE for each (as sysctl -w). All are
+    checked before the first write, and when the kernel refuses one, those already written
+    are set back."""
     from linx_core import sysctl
     from linx_core.errors import UsageError
     values = {}
@@ -73,13 +75,15 @@ def set_(assignments: list[str] = typer.Argument(..., metavar="KEY=VALUE..."),
             raise UsageError(item, "expected KEY=VALUE")
         values[sysctl.check_key(key.strip())] = value.strip()
     sysctl.write_many(values, _target(in_))
+    if not quiet:
+        sys.stdout.writelines(f"{key} = {value}\n" for key, value in values.items())
 
 
 @app.command("list")
 def list_(prefix: str = typer.Argument("", metavar="[PREFIX]", help="A subtree (net.ipv4) or one key."),
           in_: str = typer.Option(None, "--in", metavar="TARGET",
                                   help=IN_HELP + " Lists only that namespace's keys."),
-          as_json: bool = typer.Option(False, "--json", help='[{"key": ..., "value": ...}, ...]')) -> None:
+          as_json: bool = typer.Option(False, "--json", help='[{"key", "value"}, ...], sorted by key.')) -> None:
     """Print every readable key under PREFIX as KEY = VALUE, sorted (as sysctl -a)."""
     from linx_core import sysctl
     entries = sysctl.list_(prefix, _target(in_))
@@ -92,13 +96,19 @@ def list_(prefix: str = typer.Argument("", metavar="[PREFIX]", help="A subtree (
 @app.command("apply")
 def apply(files: list[str] = typer.Argument(..., metavar="FILE..."),
           in_: str = typer.Option(None, "--in", metavar="TARGET", help=IN_HELP),
-          as_json: bool = typer.Option(False, "--json", help="The per-key report as a JSON list.")) -> None:
+          as_json: bool = typer.Option(False, "--json",
+                                       help='[{"file", "line", "key", "value", "status", "error"}, ...]: '
+                                            'status ok, failed or ignored.'),
+          quiet: bool = typer.Option(False, "--quiet", "-q",
+                                     help="No report; only the keys that failed, on stderr.")) -> None:
     """Apply sysctl.conf / sysctl.d files (KEY = VALUE lines, # or ; comments, a "-" before
     KEY ignores a failure to set it). Every file is read and checked first: a bad line is
     reported as FILE:LINE and nothing is written. Then each key is set in order, best effort,
     and reported. Exit 1 when a key without "-" failed."""
     from linx_core import sysctl
-    from linx_core.errors import errno_text
+    from linx_core.errors import UsageError, errno_text
+    if quiet and as_json:
+        raise UsageError("--quiet", "give --quiet or --json, not both")
     target = _target(in_)
     report = sysctl.apply(sysctl.load_conf(files), target)
     if as_json:
@@ -109,7 +119,10 @@ def apply(files: list[str] = typer.Argument(..., metavar="FILE..."),
         for r in report:
             a = r.assignment
             line = f"{a.file}:{a.line}: {a.key} = {a.value}: "
-            if r.error is None:
+            if quiet:
+                if r.status == "failed":
+                    print(f"linx: {line}{errno_text(r.error.errno)}", file=sys.stderr)
+            elif r.error is None:
                 print(line + "ok")
             else:
                 print(line + errno_text(r.error.errno) + (" (ignored)" if r.status == "ignored" else ""))

@@ -17,7 +17,8 @@ def _pid(text: str) -> int:
 @app.command("show")
 def show(
     target: str = TARGET,
-    json: bool = typer.Option(False, "--json", help="One JSON document: uid_map, gid_map, setgroups."),
+    json: bool = typer.Option(False, "--json", help='{"pid", "uid_map": [{"inside", "outside", "length"}], '
+                                                    '"gid_map": [...], "setgroups"}'),
 ) -> None:
     """Show the uid map, gid map and setgroups of a process (/proc/PID/{uid,gid}_map)."""
     from linx_core import user
@@ -28,10 +29,10 @@ def show(
         print(_json.dumps({"pid": pid, "uid_map": [m.as_dict() for m in uid],
                            "gid_map": [m.as_dict() for m in gid], "setgroups": setgroups}, indent=2))
         return
-    print(f"{'MAP':<4} {'INSIDE':>10} {'OUTSIDE':>10} {'LENGTH':>10}")
-    for name, maps in (("uid", uid), ("gid", gid)):
-        for m in maps:
-            print(f"{name:<4} {m.inside:>10} {m.outside:>10} {m.length:>10}")
+    from ._table import show
+    show(["MAP", "INSIDE", "OUTSIDE", "LENGTH"],
+         [[name, str(m.inside), str(m.outside), str(m.length)]
+          for name, maps in (("uid", uid), ("gid", gid)) for m in maps], right=(1, 2, 3))
     print(f"setgroups {setgroups}")
 
 

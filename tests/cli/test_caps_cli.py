@@ -24,6 +24,19 @@ def test_decode_equals_capsh(mask):
     assert r.returncode == 0 and r.stdout.strip() == capsh_decode(mask)
 
 
+@pytest.mark.parametrize("mask", ["0", "3000", "0x1ffffffffff", "c000000000000400"])
+def test_decode_json_is_capsh_decode_as_keys(mask):
+    r = linx("caps", "decode", mask, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    hex_mask, _, names = capsh_decode(mask).partition("=")
+    named = names.split(",") if names else []
+    assert set(doc) == {"mask", "caps", "unknown"} and doc["mask"] == hex_mask
+    assert doc["caps"] == [n for n in named if n.startswith("cap_")]
+    assert doc["unknown"] == [int(n) for n in named if not n.startswith("cap_")]
+    assert linx("caps", "decode", "nothex", "--json").returncode == 2
+
+
 def test_decode_bad_input():
     r = linx("caps", "decode", "nothex")
     assert r.returncode == 2 and r.stderr.startswith("linx: HEX: 'nothex'")

@@ -92,6 +92,17 @@ def test_lifecycle(cg):
     assert not os.path.exists(path)
 
 
+def test_create_quiet(cg):
+    """-q: nothing printed, the exit status says; an error still goes to stderr."""
+    name, path = cg
+    r = linx("cgroup", "create", "-q", name)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "") and os.path.isdir(path)
+    r = linx("cgroup", "create", "--quiet", path)                     # an existing one is fine
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    r = linx("cgroup", "create", "-q", f"{name}/no/such")               # mkdir, not mkdir -p
+    assert r.stdout == "" and "ENOENT" in one_line_error(r, 1)
+
+
 def test_read_write_stats_json(cg):
     name, path = cg
     linx("cgroup", "create", name, check=True)

@@ -163,6 +163,30 @@ def test_stats_json(run_linx, populated):
     assert ours["ifname"] == "lo" and ours["stats64"]["rx"] == theirs["stats64"]["rx"]
 
 
+def test_stats_table_plain_when_piped_coloured_on_a_terminal(run_linx, populated):
+    """The one table printer: two-space columns when piped, numbers as ip -s -j counts them;
+    on a terminal rich's escapes, unless NO_COLOR is non-empty."""
+    from tests.conftest import LINX
+    r = net(run_linx, populated, "stats")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split("  ")[0] == "IFACE" and "\x1b" not in r.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    for link in ipj(populated, "-s", "link", "show"):
+        rx, tx = link["stats64"]["rx"], link["stats64"]["tx"]
+        want = [rx["bytes"], rx["packets"], rx["errors"], rx["dropped"],
+                tx["bytes"], tx["packets"], tx["errors"], tx["dropped"]]
+        assert rows[link["ifname"]] == [str(n) for n in want], link["ifname"]
+
+    def on_a_terminal(no_color):
+        env = {**os.environ, "NO_COLOR": no_color, "COLUMNS": "200"}
+        return subprocess.run(["script", "-qec", f"{LINX} net -n {populated} stats", "/dev/null"],
+                              capture_output=True, text=True, env=env, check=True).stdout
+    assert "\x1b[" in on_a_terminal("")
+    plain = on_a_terminal("1")
+    assert "\x1b" not in plain and plain.split()[:2] == ["IFACE", "RX"]
+
+
 def test_monitor_json_sees_ip_and_reports_loss(run_linx, netns):
     from tests.conftest import LINX
     mon = subprocess.Popen([LINX, "net", "-n", netns, "--json", "monitor", "addr", "--count", "1"],

@@ -35,7 +35,7 @@ def test_set_in_a_child_at_the_checkpoint():
     plain = linx("run", "--ns", "net", *read, check=True)
     assert plain.stdout.split() == ["0", "64"]      # a fresh netns starts from the defaults
     r = linx("run", "--ns", "net", "--checkpoint",
-             f"{LINX} sysctl set --in pid:$LINX_PID net.ipv4.ip_forward=1 net.ipv4.ip_default_ttl=77",
+             f"{LINX} sysctl set -q --in pid:$LINX_PID net.ipv4.ip_forward=1 net.ipv4.ip_default_ttl=77",
              *read, check=True)
     assert r.stdout.split() == ["1", "77"]
     assert host("net.ipv4.ip_forward", "net.ipv4.ip_default_ttl") == before
@@ -98,6 +98,20 @@ def test_bad_input_exits_2_and_writes_nothing(netns, args, words):
     assert inside(netns, "net.ipv4.ip_forward") == "0"
 
 
+def test_set_prints_what_it_wrote_unless_quiet(netns):
+    """As sysctl -w: KEY = VALUE per key written; -q (sysctl -q): nothing, the status says."""
+    r = linx("sysctl", "set", "--in", netns, "net.ipv4.ip_forward=1", "net.ipv4.ip_default_ttl = 71")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "net.ipv4.ip_forward = 1\nnet.ipv4.ip_default_ttl = 71\n", "")
+    r = linx("sysctl", "set", "-q", "--in", netns, "net.ipv4.ip_forward=0", "net.ipv4.ip_default_ttl=72")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert (inside(netns, "net.ipv4.ip_forward"), inside(netns, "net.ipv4.ip_default_ttl")) == ("0", "72")
+    r = linx("sysctl", "set", "--quiet", "--in", netns, "net.ipv4.ip_forward=1", "net.ipv4.ip_default_ttl=0")
+    assert r.stdout == "" and "EINVAL" in one_line_error(r, 1)
+    assert inside(netns, "net.ipv4.ip_forward") == "0"
+    r = linx("sysctl", "set", "-q", "--in", netns, "net.ipv4.ip_forward")
+    assert r.stdout == "" and "expected KEY=VALUE" in one_line_error(r, 2)
+
+
 def test_kernel_refusal_exits_1_and_undoes(netns):
     err = one_line_error(linx("sysctl", "set", "--in", netns, "net.ipv4.ip_forward=1",
                               "net.ipv4.ip_default_ttl=0"), 1)
@@ -139,3 +153,20 @@ def test_apply_reports_per_key(netns, tmp_path):
     r = linx("sysctl", "apply", "--in", netns, "--json", a, check=True)     # ignored only: exit 0
     assert [(e["line"], e["status"]) for e in json.loads(r.stdout)] == [(1, "ignored"), (2, "ok")]
     assert inside(netns, "net.ipv4.ip_forward") == "0"
+
+
+def test_apply_quiet(netns, tmp_path):
+    """-q: no report; exit 0 when every key without "-" was set, else 1 with only the failed
+    keys on stderr (an ignored one is not mentioned)."""
+    conf = tmp_path / "30-q.conf"
+    conf.write_text("net.ipv4.ip_forward = 1\n-net.linx.nope = 1\n")
+    r = linx("sysctl", "apply", "-q", "--in", netns, conf)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    assert inside(netns, "net.ipv4.ip_forward") == "1"
+    conf.write_text("net.ipv4.ip_forward = 0\n-net.linx.nope = 1\nnet.ipv4.ip_default_ttl = 0\n")
+    r = linx("sysctl", "apply", "--quiet", "--in", netns, conf)
+    assert r.stdout == ""
+    assert one_line_error(r, 1) == f"linx: {conf}:3: net.ipv4.ip_default_ttl = 0: EINVAL (Invalid argument)"
+    assert inside(netns, "net.ipv4.ip_forward") == "0"
+    r = linx("sysctl", "apply", "-q", "--json", "--in", netns, conf)
+    assert r.stdout == "" and "--quiet" in one_line_error(r, 2)
