@@ -103,6 +103,20 @@ def test_create_quiet(cg):
     assert r.stdout == "" and "ENOENT" in one_line_error(r, 1)
 
 
+def test_ls_keeps_the_tree_shape(cg):
+    """Children indented two spaces a level under their parent, depth first, as --json orders them."""
+    name, path = cg
+    for sub in (name, f"{name}/a", f"{name}/a/deep", f"{name}/b"):
+        os.mkdir(os.path.join(MOUNT[0], sub))
+    nodes = json.loads(linx("cgroup", "ls", name, "--json", check=True).stdout)
+    assert [(n["path"], n["depth"]) for n in nodes] == [
+        ("/" + name, 0), (f"/{name}/a", 1), (f"/{name}/a/deep", 2), (f"/{name}/b", 1)]
+    text = linx("cgroup", "ls", name, check=True).stdout.splitlines()
+    assert [(len(line) - len(line.lstrip()), line.split()[0]) for line in text[1:]] == \
+        [(0, "/" + name), (2, "a"), (4, "deep"), (2, "b")]
+    assert all(line.split()[1:3] == ["0", "no"] for line in text[1:])
+
+
 def test_read_write_stats_json(cg):
     name, path = cg
     linx("cgroup", "create", name, check=True)
