@@ -100,3 +100,55 @@ def test_freeze_stops_a_workload_and_thaw_resumes_it(cgroup_parent, linx):
     finally:
         spin.kill()
         spin.wait()
+
+
+def test_run_spec_cgroup_section_end_to_end(cgroup_parent, linx, tmp_path):
+    """The spec's cgroup section: controllers enabled in a bare parent, a fresh linx-<random>
+    cgroup made under it with the limits, the workload inside from its first instruction (it
+    reads its own cgroup and knobs, then hogs memory and is OOM-killed), the cgroup gone after."""
+    parent, rel = cgroup_parent
+    bare = os.path.join(parent, "bare")
+    os.mkdir(bare)
+    root = os.path.dirname(parent)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f'''
+argv = ["sh", "-c", """
+cg={root}$(cut -d: -f3 /proc/self/cgroup)
+echo $cg; cat $cg/memory.max $cg/pids.max $cg/cpu.max
+exec dd if=/dev/zero of=/dev/null bs=200M count=1
+"""]
+[cgroup]
+parent = "{rel}/bare"
+controllers = ["memory", "pids", "cpu"]
+memory_max = "48M"
+pids_max = "16"
+cpu_max = "50ms/100ms"
+''')
+    r = linx("run", "--spec", spec, timeout=120)
+    assert r.returncode == 128 + 9, r.stderr
+    path, memory_max, pids_max, cpu_max = r.stdout.split("\n")[:4]
+    assert os.path.dirname(path) == bare and os.path.basename(path).startswith("linx-")
+    assert (memory_max, pids_max, cpu_max) == (str(48 << 20), "16", "50000 100000")
+    assert read(bare, "cgroup.subtree_control").split() == ["cpu", "memory", "pids"]
+    assert not os.path.exists(path)               # made by linx, removed when the workload ended
+
+
+def test_reconcile_converges_real_knobs_and_repairs_drift(cgroup_parent, linx, tmp_path):
+    """cgroupfs normalises what it is given (64M reads back 67108864, 20ms/100ms as
+    "20000 100000"): a pass after convergence must still see nothing to do."""
+    parent, rel = cgroup_parent
+    cg = os.path.join(parent, "rc")
+    os.mkdir(cg)
+    desired = tmp_path / "desired.toml"
+    desired.write_text(f'[cgroup."{rel}/rc"]\nmemory.max = "64M"\npids.max = 20\ncpu.max = "20ms/100ms"\n')
+    knobs = ("memory.max", "pids.max", "cpu.max")
+    r = linx("reconcile", "--once", "--json", desired)
+    assert r.returncode == 0, r.stderr
+    assert [read(cg, k) for k in knobs] == [str(64 << 20), "20", "20000 100000"]
+    with open(os.path.join(cg, "pids.max"), "w") as f:
+        f.write("99")                             # drift
+    r = linx("reconcile", "--diff", desired)
+    assert r.returncode == 1 and "pids.max" in r.stdout and "memory.max" not in r.stdout, r.stdout
+    assert linx("reconcile", "--once", desired).returncode == 0
+    assert [read(cg, k) for k in knobs] == [str(64 << 20), "20", "20000 100000"]
+    assert linx("reconcile", "--diff", desired).returncode == 0
