@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -189,9 +190,14 @@ def boot(vmlinuz: str, share: str, pytest_args: list[str], timeout: float) -> in
     if os.environ.get("LINX_VM_KVM") != "1":
         argv.insert(1, "--disable-kvm")
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    relay = threading.Thread(target=_relay, args=(proc.stdout,), daemon=True)
+    relay.start()
     try:
-        return proc.wait(timeout)
+        status = proc.wait(timeout)
+        relay.join(10)
+        return status
     except subprocess.TimeoutExpired:
         say(f"the VM did not finish in {timeout:g}s; stopping it")
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -205,6 +211,14 @@ def boot(vmlinuz: str, share: str, pytest_args: list[str], timeout: float) -> in
     except KeyboardInterrupt:
         os.killpg(proc.pid, signal.SIGKILL)
         raise
+
+
+def _relay(stream) -> None:
+    """The guest's console, copied to our stdout. Through a pipe: handed a log file directly,
+    the console wrote over it from its start; and without the NULs it pads lines with."""
+    for chunk in iter(lambda: stream.read1(65536), b""):
+        sys.stdout.buffer.write(chunk.replace(b"\0", b""))
+        sys.stdout.buffer.flush()
 
 
 def on_host(pytest_args: list[str]) -> int:
