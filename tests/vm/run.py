@@ -6,7 +6,8 @@ generic Debian kernel package (the one `linux-image-amd64` depends on; the cloud
 no 9p) is downloaded and unpacked, not installed, into tests/vm/.cache/kernel/; virtme-ng
 boots it under qemu with the host's root filesystem shared read-only and one directory shared
 writable, runs tests/vm/guest.sh there as root, and returns its exit status. Under software
-emulation a boot costs ~15 s and code runs 35-100x slower, so the whole group runs in one boot.
+emulation a boot costs 20-40 s (udev, mostly) and code runs 35-100x slower, so the whole group
+runs in one boot, and in one Python process (tests/vm/conftest.py's `linx` fixture).
 The JUnit XML comes back through the shared directory (tests/vm/.cache/run/junit.xml).
 
     python tests/vm/run.py            boot the VM and run the group (what `make test-vm` does)
@@ -159,6 +160,9 @@ def kernel() -> str:
     r = run(["apt-get", "download", "-q", package], cwd=work)
     debs = glob.glob(os.path.join(work, "*.deb"))
     if r.returncode != 0 or not debs:
+        if cached:
+            say(f"apt-get download {package} failed; booting the cached {cached[-1]}")
+            return cached[-1]
         raise Failed(f"apt-get download {package} failed: {r.stderr.strip()[-500:]}")
     r = run(["dpkg-deb", "-x", debs[0], os.path.join(work, "root")])
     if r.returncode != 0:
@@ -224,7 +228,7 @@ def _relay(stream) -> None:
 def on_host(pytest_args: list[str]) -> int:
     """The host has everything: the same group, run here (it only touches cgroups it makes
     under the cgroup2 root and links in namespaces it makes)."""
-    argv = [sys.executable, "-m", "pytest", "-m", "vm", "-q", "-ra", os.path.join(HERE), *pytest_args]
+    argv = [sys.executable, "-m", "pytest", "-m", "vm", "-q", "-ra", HERE, *pytest_args]
     return subprocess.run(argv, cwd=REPO, env={**os.environ, INSIDE_ENV: "host"}).returncode
 
 
