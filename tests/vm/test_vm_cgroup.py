@@ -13,13 +13,16 @@ from cgroupfs import keyed, read
 pytestmark = pytest.mark.vm
 
 
-def test_memory_max_oom_kills_a_hog(cgroup_parent, linx):
+def test_memory_max_oom_kills_a_hog(cgroup_parent, linx, tmp_path):
     parent, rel = cgroup_parent
     cg = os.path.join(parent, "hog")
+    events = tmp_path / "events.jsonl"
     # dd reads 200 MiB from /dev/zero into one buffer, touching every page of it
-    r = linx("run", "--cgroup", f"{rel}/hog", "--keep-cgroup", "--memory-max", "50M", "--",
-                 "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1", timeout=120)
+    r = linx("run", "--cgroup", f"{rel}/hog", "--keep-cgroup", "--memory-max", "50M", "--events", events,
+             "--", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1", timeout=120)
     assert r.returncode == 128 + 9, r.stderr
+    last = json.loads(events.read_text().splitlines()[-1])
+    assert (last["event"], last["signo"]) == ("signaled", 9)
     assert read(cg, "memory.max") == str(50 << 20)
     assert keyed(cg, "memory.events")["oom_kill"] >= 1
     peak = int(read(cg, "memory.peak"))
