@@ -1,6 +1,6 @@
 """cgroup v2 controllers for real (the VM group): limits that `linx run --cgroup` sets hold a
 workload, and `linx cgroup` delegates, freezes and reports; every check reads cgroupfs itself
-(memory.events, pids.events, cpu.stat, cgroup.events), not linx."""
+(memory.events, pids.events, cpu.stat, cgroup.events), not linx's own report of it."""
 import json
 import os
 import subprocess
@@ -38,7 +38,7 @@ def test_pids_max_makes_a_fork_fail(cgroup_parent, linx):
     # sh and four sleeps fill pids.max=5; the fifth fork fails. A pid namespace takes the
     # sleeps down with sh.
     r = linx("run", "--ns", "pid", "--cgroup", f"{rel}/forks", "--keep-cgroup", "--pids-max", "5",
-                 "--", "sh", "-c", "for i in 1 2 3 4 5 6; do sleep 60 & done; wait")
+             "--", "sh", "-c", "for i in 1 2 3 4 5 6; do sleep 60 & done; wait")
     assert r.returncode != 0
     assert "fork" in r.stderr.lower(), r.stderr
     assert read(cg, "pids.max") == "5"
@@ -49,7 +49,7 @@ def test_cpu_max_throttles(cgroup_parent, linx):
     parent, rel = cgroup_parent
     cg = os.path.join(parent, "spin")
     r = linx("run", "--cgroup", f"{rel}/spin", "--keep-cgroup", "--cpu-max", "10ms/100ms", "--",
-                 "timeout", "2", "sh", "-c", "while :; do :; done")
+             "timeout", "2", "sh", "-c", "while :; do :; done")
     assert r.returncode == 124, r.stderr          # timeout(1) ended the loop
     assert read(cg, "cpu.max") == "10000 100000"
     stat = keyed(cg, "cpu.stat")
