@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .errors import LinxError, UsageError
 
 # -- schema: one definition for validation, the JSON Schema and linx-spec(5) ---------------
-# A type is "str", "bool", "int", "list[str]", "map[str]" (values str or int), a dict (an
+# A type is "str", "bool", "int", "str|int", "list[str]", "map[str]" (values str or int), a dict (an
 # object with these keys), or [dict] (a list of such objects). Each entry: (type, help).
 
 LINK = {
@@ -66,10 +66,10 @@ SCHEMA = {
         "parent": ("str", "Instead of path: make a new cgroup linx-<random> under this one."),
         "controllers": ("list[str]", "Controllers to enable in the parent's cgroup.subtree_control first."),
         "keep": ("bool", "Leave a cgroup linx made in place when the workload ends."),
-        "memory_max": ("str", "memory.max (256M, 1G, max)."),
-        "memory_high": ("str", "memory.high."),
-        "memory_swap_max": ("str", "memory.swap.max."),
-        "pids_max": ("str", "pids.max (a count, or max)."),
+        "memory_max": ("str|int", "memory.max (256M, 1G, max)."),
+        "memory_high": ("str|int", "memory.high."),
+        "memory_swap_max": ("str|int", "memory.swap.max."),
+        "pids_max": ("str|int", "pids.max (a count, or max)."),
         "cpu_max": ("str", "cpu.max (50ms/100ms, or QUOTA PERIOD in µs, or max)."),
         "cpu_weight": ("int", "cpu.weight (1-10000)."),
     }, "Resources: the cgroup v2 the workload starts in, and its limits."),
@@ -174,6 +174,9 @@ def _shape(value, kind, path: str, errors: list[str]) -> None:
     elif kind == "str":
         if not isinstance(value, str):
             errors.append(f"{path}: expected a string")
+    elif kind == "str|int":
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            errors.append(f"{path}: expected a string or an integer")
     elif kind == "bool":
         if not isinstance(value, bool):
             errors.append(f"{path}: expected true or false")
@@ -818,6 +821,7 @@ def json_schema() -> dict:
             out = {"type": "array", "items": conv(kind[0])}
         else:
             out = {"str": {"type": "string"}, "bool": {"type": "boolean"},
+                   "str|int": {"type": ["string", "integer"]},
                    "int": {"type": "integer"},
                    "list[str]": {"type": "array", "items": {"type": "string"}},
                    "map[str]": {"type": "object",
