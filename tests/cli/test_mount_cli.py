@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -23,22 +22,8 @@ def host_mounts_under(path):
 
 
 @pytest.fixture
-def pid(tmp_path):
-    """The pid (as text) of a process in a fresh private mount namespace."""
-    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "600"])
-    ours = os.stat("/proc/self/ns/mnt").st_ino
-    while True:
-        try:
-            if os.stat(f"/proc/{holder.pid}/ns/mnt").st_ino != ours:
-                break
-        except FileNotFoundError:
-            pass
-        assert holder.poll() is None
-        time.sleep(0.001)
-    yield str(holder.pid)
-    holder.kill()
-    holder.wait()
-    assert host_mounts_under(tmp_path) == []
+def pid(mount_ns_pid):
+    return mount_ns_pid
 
 
 def findmnt(pid, *extra):

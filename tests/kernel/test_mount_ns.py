@@ -4,7 +4,6 @@ through in_=pid:N, so the host's mounts are never touched; findmnt --task N is t
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -24,26 +23,9 @@ def host_mounts_under(path):
 
 
 @pytest.fixture
-def ns(tmp_path):
+def ns(mount_ns_pid):
     """A private mount namespace, held by a sleep; the host's table is unchanged afterwards."""
-    holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "600"])
-    ours = os.stat("/proc/self/ns/mnt").st_ino
-    deadline = time.monotonic() + 10           # a loaded machine may take a while to exec it
-    while True:
-        try:
-            if os.stat(f"/proc/{holder.pid}/ns/mnt").st_ino != ours:
-                break
-        except FileNotFoundError:
-            pass
-        if time.monotonic() > deadline:
-            holder.kill()
-            holder.wait()
-            pytest.fail("unshare did not make a mount namespace")
-        time.sleep(0.01)
-    yield target.Target("pid", str(holder.pid))
-    holder.kill()
-    holder.wait()
-    assert host_mounts_under(tmp_path) == []
+    return target.Target("pid", mount_ns_pid)
 
 
 def findmnt(t, path=None):
