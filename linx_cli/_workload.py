@@ -52,14 +52,7 @@ class EventLog:
             self.out.flush()
 
 
-def run_checkpoint_command(command: str, host_pid: int) -> int:
-    """--checkpoint: a host-side shell command with $LINX_PID set; its status decides."""
-    import subprocess
-    return subprocess.run(["/bin/sh", "-c", command],
-                          env={**os.environ, "LINX_PID": str(host_pid)}).returncode
-
-
-def drive(session, settings, checkpoint: list[str], at_checkpoint=None, follow=None) -> int:
+def drive(session, settings, at_checkpoint=None, follow=None) -> int:
     """ready -> host-side steps -> proceed -> follow(session) -> exit status. settings: the
     child-side settings, or a function of the host pid that computes them at the checkpoint.
     follow returns the terminal event, or None when we leave the workload running (detach);
@@ -85,11 +78,6 @@ def drive(session, settings, checkpoint: list[str], at_checkpoint=None, follow=N
             try:
                 if at_checkpoint:
                     at_checkpoint(host_pid)
-                for command in checkpoint:
-                    status = run_checkpoint_command(command, host_pid)
-                    if status != 0:
-                        failure = f"checkpoint command {command!r} failed with status {status}"
-                        break
                 child = settings(host_pid) if callable(settings) else settings
             except LinxError as e:
                 failure, rollback = str(e), getattr(e, "rollback", None)

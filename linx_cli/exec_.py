@@ -39,7 +39,7 @@ def exec_(
 
     pid = resolve_pid(target)
     kinds = process.parse_namespaces(ns, "--ns") if ns is not None else process.differing_namespaces(pid)
-    base = process.environ_of(pid) if env_from_target else process._env_list(None)
+    base = process.environ_of(pid) if env_from_target else process.env_list(None)
     workload_env = _workload.parse_env(env, base)
     settings = {"cwd": cwd or ("/" if "mnt" in kinds else None), **_workload.parse_user(user)}
 
@@ -63,7 +63,7 @@ def exec_(
         session = process.Session.enter(pid, argv, kinds, env=workload_env,
                                         on_event=_workload.EventLog(events), **session_kw)
         with session:
-            status = _workload.drive(session, settings, [], None if no_cgroup else join_cgroup, follow)
+            status = _workload.drive(session, settings, None if no_cgroup else join_cgroup, follow)
     except BaseException:
         if session_name and not _workload.lives_on(locals().get("session")):
             sessions.remove(session_name)

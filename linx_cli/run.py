@@ -177,7 +177,7 @@ def run(
         session = process.Session.spawn(plan.argv, plan.namespaces, env=plan.env, on_event=log,
                                         **session_kw)
         with session:
-            status = _workload.drive(session, lambda pid: spec.child_settings(plan, pid), [],
+            status = _workload.drive(session, lambda pid: spec.child_settings(plan, pid),
                                      lambda pid: spec.apply(plan, pid, session), follow)
     except BaseException:
         if session_name and not _workload.lives_on(locals().get("session")):

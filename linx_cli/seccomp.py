@@ -213,7 +213,7 @@ def record(argv: list[str] = typer.Argument(..., metavar="-- COMMAND [ARG]...",
                                            "--no-new-privs without CAP_SYS_ADMIN")
     session = process.Session.spawn(argv, kinds)
     with session:
-        status = _workload.drive(session, settings, [], lambda pid: settings.update(seccomp.record_settings(pid)))
+        status = _workload.drive(session, settings, lambda pid: settings.update(seccomp.record_settings(pid)))
     names = seccomp.recorded(session.events_seen, arch)
     _write(output, (json.dumps(profile.to_docker(names, arch, action), indent=2) + "\n").encode())
     print(f"linx: recorded {len(names)} syscalls into {output}", file=sys.stderr)

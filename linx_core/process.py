@@ -10,7 +10,7 @@ import socket
 import time
 
 from . import protocol
-from .errors import LinxError, UsageError
+from .errors import LinxError, UsageError, errno_text
 
 # CLONE_NEW* flags, <linux/sched.h>. "mount" is an alias of "mnt" for people used to unshare(1).
 NAMESPACES = {
@@ -105,7 +105,7 @@ class Session:
                     file_actions=[(os.POSIX_SPAWN_DUP2, fd, 3)])
             except OSError as e:
                 raise LinxError(f"cannot start the agent {agent_path()}: "
-                                f"{protocol_errno(e.errno)}") from None
+                                f"{errno_text(e.errno)}") from None
             finally:
                 if extra is not None:
                     os.close(extra)
@@ -121,7 +121,7 @@ class Session:
         session: session_dir, detach, pty, meta, restart, max_restarts, hooks (see _session)."""
         argv = _check_argv(argv)
         kinds = parse_namespaces(namespaces)
-        env = _env_list(env)
+        env = env_list(env)
         s = cls("spawn", argv, on_event)
         s.namespaces = kinds
         s._start([("argv", a) for a in argv] + [("env", e) for e in env] +
@@ -137,7 +137,7 @@ class Session:
         if not isinstance(target_pid, int) or target_pid <= 0:
             raise UsageError("target", f"{target_pid!r} is not a process id")
         kinds = parse_namespaces(namespaces) if namespaces is not None else differing_namespaces(target_pid)
-        env = _env_list(env)
+        env = env_list(env)
         s = cls("enter", argv, on_event)
         s.namespaces = kinds
         s.target_pid = target_pid
@@ -420,15 +420,10 @@ def describe(outcome: dict | None) -> str:
         return f"killed by signal {outcome['signo']}"
     if name == "aborted":
         return "aborted at the checkpoint"
-    text = f"{outcome['stage']}: {protocol_errno(outcome['errno'])}"
+    text = f"{outcome['stage']}: {errno_text(outcome['errno'])}"
     if outcome.get("message"):
-        text = f"{outcome['stage']} ({outcome['message']}): {protocol_errno(outcome['errno'])}"
+        text = f"{outcome['stage']} ({outcome['message']}): {errno_text(outcome['errno'])}"
     return text
-
-
-def protocol_errno(err: int) -> str:
-    from .errors import errno_text
-    return errno_text(err)
 
 
 def _check_argv(argv) -> list[str]:
@@ -443,7 +438,8 @@ def _check_argv(argv) -> list[str]:
     return argv
 
 
-def _env_list(env) -> list[str]:
+def env_list(env) -> list[str]:
+    """"K=V" items, checked; None is this process's own environment."""
     if env is None:
         return [f"{k}={v}" for k, v in os.environ.items()]
     out = []

@@ -462,10 +462,10 @@ def _link_step(l):
         with transport.open() as host:
             if l["kind"] == "veth":
                 link.add(host, host_name, "veth", peer=tmp, **opts)
-                undo_host = lambda: _quiet(lambda: _with_host(lambda s: link.delete(s, host_name)))
+                undo_host = _delete_link(None, host_name)
             else:
                 link.add(host, tmp, l["kind"], parent=l["parent"], mode=l.get("mode"), **opts)
-                undo_host = lambda: _quiet(lambda: _with_host(lambda s: link.delete(s, tmp)))
+                undo_host = _delete_link(None, tmp)
             try:
                 link.set(host, tmp, netns=f"pid:{ctx.pid}")
                 with transport.open(target=f"pid:{ctx.pid}") as inside:
@@ -482,7 +482,7 @@ def _link_step(l):
                 raise
         if l["kind"] == "veth":
             return undo_host
-        return lambda: _quiet(lambda: _with_ns(ctx.pid, lambda s: link.delete(s, l["name"])))
+        return _delete_link(f"pid:{ctx.pid}", l["name"])
     return apply
 
 
@@ -506,16 +506,14 @@ def _inside_step(links, routes):
     return apply
 
 
-def _with_host(fn):
-    from .netlink import transport
-    with transport.open() as s:
-        fn(s)
-
-
-def _with_ns(pid, fn):
-    from .netlink import transport
-    with transport.open(target=f"pid:{pid}") as s:
-        fn(s)
+def _delete_link(target, name: str):
+    """The undo of a link step: delete `name` in `target`'s netns (None: ours), best effort."""
+    def undo():
+        from .netlink import transport
+        from .netlink.rtnl import link
+        with transport.open(target=target) as s:
+            link.delete(s, name)
+    return lambda: _quiet(undo)
 
 
 def _quiet(fn) -> None:
