@@ -133,6 +133,43 @@ def parse_user(text: str | None) -> dict:
     return out
 
 
+def launch(start, settings, at_checkpoint=None, *, named: bool, name: str | None, detach: bool,
+           tty: bool, detach_keys: str, session_kw: dict | None = None, finish=None) -> int:
+    """What `run` and `exec` share around drive(): the session directory when one is wanted
+    (removed again when the workload never ran), -d / -t following, and the name printed.
+    start(kw) makes the Session; at_checkpoint(host_pid, session) runs the host-side steps;
+    finish() runs after a workload that ended while we watched."""
+    follow = None
+    if detach:
+        follow = until_running
+    elif tty:
+        from linx_core.tty import parse_detach_keys
+        follow = attached(parse_detach_keys(detach_keys))     # checked before anything is made
+    kw, session_name, session = {}, None, None
+    if named:
+        from linx_core import sessions
+        session_name, session_dir = sessions.create(name)
+        kw = dict(session_kw or {}, session_dir=session_dir, detach=detach or tty, pty=tty)
+        kw["meta"] = {"name": session_name, **kw.get("meta", {})}
+    try:
+        session = start(kw)
+        with session:
+            status = drive(session, settings,
+                           at_checkpoint and (lambda pid: at_checkpoint(pid, session)), follow)
+    except BaseException:
+        if session_name and not lives_on(session):
+            sessions.remove(session_name)
+        raise
+    if finish and session.outcome is not None:     # not when the workload runs on, detached
+        finish()
+    if session_name and session.outcome is not None and \
+            "running" not in [e["event"] for e in session.events_seen]:
+        sessions.remove(session_name)              # it never ran: leave nothing behind
+    elif detach:
+        print(session_name)
+    return status
+
+
 def until_running(session) -> dict | None:
     """For -d: return once the workload runs (None), or its terminal event if it never did."""
     while session.outcome is None and session.stage != "running":

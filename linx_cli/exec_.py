@@ -43,37 +43,17 @@ def exec_(
     workload_env = _workload.parse_env(env, base)
     settings = {"cwd": cwd or ("/" if "mnt" in kinds else None), **_workload.parse_user(user)}
 
-    def join_cgroup(host_pid: int) -> None:
+    def join_cgroup(host_pid: int, _session) -> None:
         theirs = cgroup.of_pid(pid)
         if theirs != cgroup.of_pid(host_pid):
             cgroup.add_process(theirs, host_pid)
 
-    keys = None
-    if tty and not detach:
-        from linx_core.tty import parse_detach_keys
-        keys = parse_detach_keys(detach_keys)
-    session_kw, session_name = {}, None
-    if tty or detach or name:      # an exec'd process is a session of its own, re-attachable
-        from linx_core import sessions
-        session_name, session_dir = sessions.create(name)
-        session_kw = dict(session_dir=session_dir, detach=tty or detach, pty=tty,
-                          meta={"name": session_name, "target": pid})
-    follow = _workload.until_running if detach else _workload.attached(keys) if tty else None
-    try:
-        session = process.Session.enter(pid, argv, kinds, env=workload_env,
-                                        on_event=_workload.EventLog(events), **session_kw)
-        with session:
-            status = _workload.drive(session, settings, None if no_cgroup else join_cgroup, follow)
-    except BaseException:
-        if session_name and not _workload.lives_on(locals().get("session")):
-            sessions.remove(session_name)
-        raise
-    if session_name and session.outcome is not None and \
-            "running" not in [e["event"] for e in session.events_seen]:
-        sessions.remove(session_name)
-    elif detach:
-        print(session_name)
-    sys.exit(status)
+    # an exec'd process with -t, -d or --name is a session of its own, re-attachable
+    sys.exit(_workload.launch(
+        lambda kw: process.Session.enter(pid, argv, kinds, env=workload_env,
+                                         on_event=_workload.EventLog(events), **kw),
+        settings, None if no_cgroup else join_cgroup, named=bool(tty or detach or name), name=name,
+        detach=detach, tty=tty, detach_keys=detach_keys, session_kw={"meta": {"target": pid}}))
 
 
 def resolve_pid(text: str) -> int:

@@ -156,42 +156,17 @@ def run(
     if detach and plan.cleanup and not doc.get("cgroup", {}).get("keep"):
         raise UsageError("--cgroup", "with -d linx is gone when the workload ends and cannot "
                                      "remove the cgroup: add --keep-cgroup (cgroup.keep)")
-    keys = None
-    if tty and not detach:
-        from linx_core.tty import parse_detach_keys
-        keys = parse_detach_keys(detach_keys)
-    log = _workload.EventLog(events)
-    session_kw, session_name = {}, None
-    if detach or tty or name or restart != "no":
-        from linx_core import sessions
-        session_name, session_dir = sessions.create(name)
-        session_kw = dict(session_dir=session_dir, detach=detach or tty, pty=tty,
-                          meta={"name": session_name}, restart=restart,
-                          max_restarts=max_restarts, hooks=doc["hooks"])
-    follow = None
-    if detach:
-        follow = _workload.until_running
-    elif tty:
-        follow = _workload.attached(keys)
-    try:
-        session = process.Session.spawn(plan.argv, plan.namespaces, env=plan.env, on_event=log,
-                                        **session_kw)
-        with session:
-            status = _workload.drive(session, lambda pid: spec.child_settings(plan, pid),
-                                     lambda pid: spec.apply(plan, pid, session), follow)
-    except BaseException:
-        if session_name and not _workload.lives_on(locals().get("session")):
-            sessions.remove(session_name)
-        raise
-    if session.outcome is not None:       # not when the workload runs on, detached
+    def finish():
         for warning in spec.finish(plan):
             print(f"linx: warning: {warning}", file=sys.stderr)
-    if session_name and session.outcome is not None and \
-            "running" not in [e["event"] for e in session.events_seen]:
-        sessions.remove(session_name)     # it never ran: leave nothing behind
-    elif detach:
-        print(session_name)
-    sys.exit(status)
+
+    sys.exit(_workload.launch(
+        lambda kw: process.Session.spawn(plan.argv, plan.namespaces, env=plan.env,
+                                         on_event=_workload.EventLog(events), **kw),
+        lambda pid: spec.child_settings(plan, pid), lambda pid, session: spec.apply(plan, pid, session),
+        named=bool(detach or tty or name or restart != "no"), name=name, detach=detach, tty=tty,
+        detach_keys=detach_keys, finish=finish,
+        session_kw=dict(restart=restart, max_restarts=max_restarts, hooks=doc["hooks"])))
 
 
 def _drop_none(d: dict) -> dict:
