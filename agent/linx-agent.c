@@ -1332,10 +1332,11 @@ static void client_drop(struct client *c)
 static void handle_frame(struct client *c, const uint8_t *frame, uint32_t len)
 {
 	static struct msg m;
-	char err[256];
-	if (parse_frame(frame, len, &m, err, sizeof err) < 0 || m.type == REQ_SPAWN) {
+	char err[256] = "";
+	int bad = parse_frame(frame, len, &m, err, sizeof err) < 0;
+	if (bad || m.type == REQ_SPAWN) {
 		struct out o;
-		error_frame(&o, EPROTO, "malformed_frame", m.type == REQ_SPAWN && !err[0] ? "spawn sent twice" : err);
+		error_frame(&o, EPROTO, "malformed_frame", bad ? err : "spawn sent twice");
 		client_send(c, &o);
 		if (c->owner)
 			agent_exit(2); /* the owner is broken: nothing it asks can be trusted */

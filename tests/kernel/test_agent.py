@@ -61,6 +61,16 @@ def test_malformed_frame_after_spawn_kills_the_child():
         os.kill(host_pid, 0)
 
 
+def test_spawn_sent_twice_is_malformed():
+    s = process.Session.spawn(["/bin/sleep", "60"])
+    host_pid = s.wait_ready()
+    s._send(p.encode(p.SPAWN, [("argv", "/bin/true")]))
+    outcome = s.wait(timeout=10)
+    assert (outcome["stage"], outcome["message"]) == ("malformed_frame", "spawn sent twice")
+    with pytest.raises(ProcessLookupError):
+        os.kill(host_pid, 0)
+
+
 def test_agent_without_control_socket_says_so():
     r = subprocess.run([process.agent_path()], capture_output=True, text=True)
     assert r.returncode == 2 and "fd 3 is not the control socket" in r.stderr
