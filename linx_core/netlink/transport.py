@@ -1,6 +1,6 @@
 """The one transport: an AF_NETLINK socket bound for life to a network namespace, and the three
 ways to speak on it — talk() (one request, ACK or data), dump() (multipart listing) and
-talk_many() (many requests per sendmsg, one ACK each). Nothing else calls send.
+talk_many() (many requests per sendmsg, answered only when refused). Nothing else calls send.
 
 A netlink socket belongs to the netns that was current when socket(2) ran, whatever thread
 uses it later (netlink(7)), so open() creates it on target.run_in's throwaway thread and
@@ -9,6 +9,7 @@ the caller's thread never moves.
 import errno as _errno
 import itertools
 import socket as _socket
+import struct
 
 from .. import target as _target
 from . import codec
@@ -24,6 +25,7 @@ SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32
 
 RECV_SIZE = 1 << 20         # larger than any datagram the kernel builds (dump skbs are ~32 KiB)
 BUF_BYTES = 4 << 20         # socket buffers: room for thousands of ACKs or multicast events
+_MSG_TRUNC = int(_socket.MSG_TRUNC)     # a plain int: the enum's | costs a call per recv
 
 
 class Socket:
@@ -53,7 +55,7 @@ class Socket:
         """One datagram, split into messages. ENOBUFS (the kernel dropped messages for us,
         netlink(7)) is a NetlinkError the caller decides about; monitors resync on it."""
         try:
-            n = self.sock.recv_into(self._buf, RECV_SIZE, flags | _socket.MSG_TRUNC)
+            n = self.sock.recv_into(self._buf, RECV_SIZE, flags | _MSG_TRUNC)
         except OSError as e:
             raise NetlinkError("recv", str(self.target), e.errno) from None
         if n > RECV_SIZE:
@@ -202,41 +204,54 @@ def dump(sock: Socket, mtype: int, body: bytes = b"", flags: int = 0, *,
 
 def talk_many(sock: Socket, requests, *, op: str | None = None, stop: bool = True,
               chunk_bytes: int = 64 << 10, chunk_count: int = 512) -> list[NetlinkError | None]:
-    """Send requests (an iterable of (type, flags, body)) several to a sendmsg, each with
-    NLM_F_ACK, and return one result per request sent: None when acknowledged, the
-    NetlinkError (with .index, its position) when refused.
+    """Send requests (an iterable of (type, flags, body)) many to a sendmsg and return one
+    result per request sent: None when applied, the NetlinkError (with .index, its
+    position) when refused.
 
-    The kernel handles the messages of one sendmsg in order and keeps going after a
-    failure, so requests after a refused one in the same chunk may have been applied; the
-    caller gets their results to undo them. With stop=True no further chunk is sent after
-    one with a failure. A chunk is bounded so its ACKs fit the receive buffer (an ACK that
-    does not fit is dropped by the kernel, netlink_ack's MSG_DONTWAIT)."""
+    Only the last request of a chunk asks for an ACK: the kernel answers the others only
+    when it refuses them (netlink_rcv_skb acks on NLM_F_ACK or an error) and handles a
+    sendmsg's messages in order, so once the last one is answered every earlier result is
+    known, and a chunk the kernel accepts costs one sendmsg and one recv. It keeps going
+    after a failure, so requests after a refused one in the same chunk may have been
+    applied; the caller gets their results to undo them. With stop=True no further chunk
+    is sent after one with a failure. A chunk is bounded so that, were every request
+    refused, its errors would fit the receive buffer (one that does not fit is dropped,
+    netlink_ack's MSG_DONTWAIT)."""
     results: list[NetlinkError | None] = []
     it = iter(requests)
-    index = 0
+    pack = codec.NLMSGHDR.pack
     while True:
-        parts, seqs, size = [], {}, 0
+        buf = bytearray()
+        sent: dict[int, tuple[int, int]] = {}      # seq -> (index, type)
+        last = last_flags = 0
         for mtype, flags, body in it:
             seq = sock.next_seq()
-            data = frame(mtype, flags | NLM_F_REQUEST | NLM_F_ACK, seq, body)
-            parts.append(data)
-            seqs[seq] = (index, mtype)
-            index += 1
-            size += len(data)
-            if size >= chunk_bytes or len(seqs) >= chunk_count:
+            sent[seq] = (len(results) + len(sent), mtype)
+            last, last_flags = len(buf), flags | NLM_F_REQUEST
+            length = 16 + len(body)
+            buf += pack(length, mtype, last_flags, seq, 0)
+            buf += body
+            if length & 3:
+                buf += _PAD[4 - (length & 3)]
+            if len(buf) >= chunk_bytes or len(sent) >= chunk_count:
                 break
-        if not parts:
+        if not sent:
             return results
-        sock.send(b"".join(parts))
-        base = len(results)
-        results.extend([None] * len(seqs))
-        pending = len(seqs)
-        while pending:
+        _FLAGS.pack_into(buf, last + 6, last_flags | NLM_F_ACK)
+        sock.send(bytes(buf))
+        results.extend([None] * len(sent))
+        last_seq, failed, answered = seq, False, False
+        while not answered:
             for msg in sock.recv():
-                if msg.pid != sock.port or msg.seq not in seqs or msg.type != NLMSG_ERROR:
+                if msg.type != NLMSG_ERROR or msg.pid != sock.port or msg.seq not in sent:
                     continue
-                i, mtype = seqs.pop(msg.seq)
-                results[i] = _error(msg, _op(mtype, op), None, i)
-                pending -= 1
-        if stop and any(r is not None for r in results[base:]):
+                i, mtype = sent[msg.seq]
+                error = results[i] = _error(msg, _op(mtype, op), None, i)
+                failed = failed or error is not None
+                answered = answered or msg.seq == last_seq
+        if stop and failed:
             return results
+
+
+_FLAGS = struct.Struct("=H")                    # nlmsg_flags, at offset 6 of the header
+_PAD = (b"", b"\0", b"\0\0", b"\0\0\0")

@@ -44,6 +44,18 @@ def test_talk_many_results_per_request(sock, netns):
     assert len(shown) == 1499
 
 
+def test_talk_many_reports_every_refusal_of_a_chunk(sock, netns):
+    """Requests without NLM_F_ACK are answered only when refused: a chunk the kernel refuses
+    whole still gives one error each (none dropped), and a refused last request ends it."""
+    subprocess.run(f"ip -n {netns} link add p0 type veth peer name p1 && ip -n {netns} link set p0 up "
+                   f"&& ip -n {netns} addr add 10.1.0.1/16 dev p0", shell=True, check=True)
+    reqs = [route.request("add", f"10.2.{i}.0/24", via="10.1.0.2") for i in range(200)]
+    assert transport.talk_many(sock, reqs) == [None] * 200
+    results = transport.talk_many(sock, reqs * 3 + [reqs[0]], stop=False)
+    assert [r.errno for r in results] == [errno.EEXIST] * 601
+    assert [r.index for r in results] == list(range(601))
+
+
 def test_talk_many_stops_after_the_failing_chunk(sock):
     bad = (link.RTM_NEWLINK, 0, link.IFINFOMSG.pack(0, 0, 99999, 0, 0))       # no such index
     good = link.add_request("s0", "bridge")

@@ -93,13 +93,38 @@ def test_dump_interrupted_is_retried_then_raised():
     assert len(sock.sent) == 3
 
 
+def kernel_acks(msgs):
+    """As netlink_rcv_skb: an answer for a refused request or one asking for an ACK."""
+    out = b"".join(ack(m.seq, errno.EEXIST if m.body == b"dup" else 0) for m in msgs
+                   if m.body == b"dup" or m.flags & codec.NLM_F_ACK)
+    return [out] if out else []
+
+
 def test_talk_many_one_result_per_request_in_chunks():
-    def reply(msgs):
-        return [b"".join(ack(m.seq, errno.EEXIST if m.body == b"dup" else 0) for m in msgs)]
-    sock = FakeSocket(reply)
+    sock = FakeSocket(kernel_acks)
     reqs = [(24, 0, b"ok")] * 5 + [(24, 0, b"dup")] + [(24, 0, b"ok")] * 6
     results = transport.talk_many(sock, reqs, chunk_count=4, stop=False)
     assert [r is None for r in results] == [True] * 5 + [False] + [True] * 6
     assert results[5].index == 5 and len(sock.sent) == 3
-    sock = FakeSocket(reply)
+    sock = FakeSocket(kernel_acks)
     assert len(transport.talk_many(sock, reqs, chunk_count=4)) == 8      # stops after the chunk
+
+
+def test_talk_many_asks_an_ack_of_each_chunks_last_request_only():
+    sock = FakeSocket(kernel_acks)
+    reqs = [(24, 0x400, b"ok")] * 6 + [(24, 0, b"dup")]
+    results = transport.talk_many(sock, reqs, chunk_count=3, stop=False)
+    assert [[m.flags for m in chunk] for chunk in sock.sent] == [[0x401, 0x401, 0x405]] * 2 + [[0x5]]
+    assert [r is None for r in results] == [True] * 6 + [False]
+    assert [m.seq for chunk in sock.sent for m in chunk] == list(range(1, 8))
+
+
+def test_talk_many_skips_strangers_and_waits_for_the_last_answer():
+    def reply(msgs):
+        last = msgs[-1].seq
+        return [ack(0, errno.ENOENT) + ack(last, pid=78) + ack(last + 1, errno.EEXIST),
+                ack(msgs[0].seq, errno.EEXIST, "dup"), ack(last)]
+    sock = FakeSocket(reply)
+    results = transport.talk_many(sock, [(24, 0, b"a"), (24, 0, b"b")], op="route add")
+    assert results[0].detail == "dup" and results[1] is None and not sock.queue
+    assert str(results[0]) == "netlink route add failed: EEXIST (errno 17): dup"

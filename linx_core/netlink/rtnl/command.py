@@ -8,9 +8,10 @@ other command on its own, in order.
 """
 import errno
 from dataclasses import dataclass, field
+from socket import inet_pton
 
 from ...errors import UsageError
-from ...ip import AF_INET, IP, MAC, Subnet
+from ...ip import AF_INET, AF_INET6, IP, MAC, Subnet
 from .. import transport
 from ..errors import NetlinkError
 from . import address, link, names, neighbour, route, rule
@@ -161,10 +162,42 @@ def _checked(word: str, w: _Words, key: str) -> str:
 def _prefix(text: str, w: _Words, key: str, family: int):
     if text in ("default", "all", "any"):
         return "default"
-    net = Subnet(text, where=w._at(key))
+    net = _subnet(text) or Subnet(text, where=w._at(key))
     if family and net.family != family:
         raise UsageError(w._at(key), f"{text!r} is not an {'IPv4' if family == AF_INET else 'IPv6'} prefix")
     return net
+
+
+def _subnet(text: str) -> Subnet | None:
+    """`ADDR[/PLEN]` as a Subnet without the general constructor's checks (a batch's hot
+    path), or None for anything else: Subnet() then names what is wrong with it."""
+    addr, slash, plen = text.partition("/")
+    try:
+        raw = inet_pton(AF_INET6 if ":" in addr else AF_INET, addr)
+    except OSError:
+        return None
+    if slash:
+        if not (plen.isascii() and plen.isdigit()) or int(plen) > len(raw) * 8:
+            return None
+        prefix = int(plen)
+    else:
+        prefix = len(raw) * 8
+    ip = IP.__new__(IP)
+    ip.bytes = raw
+    net = Subnet.__new__(Subnet)
+    net.address, net.prefix = ip, prefix
+    return net
+
+
+def _ip(text: str, w: _Words, key: str) -> IP:
+    """An address, as IP(text) reads it, with _subnet's shortcut."""
+    try:
+        raw = inet_pton(AF_INET6 if ":" in text else AF_INET, text)
+    except OSError:
+        return IP(text, w._at(key))        # the error, as IP words it
+    ip = IP.__new__(IP)
+    ip.bytes = raw
+    return ip
 
 
 def _parse_addr(cmd: Command, w: _Words, family: int) -> None:
@@ -205,7 +238,7 @@ def _parse_route(cmd: Command, w: _Words, family: int) -> None:
             text = w.value("via")
             if text in ("inet", "inet6"):
                 text = w.value("via")
-            a["via"] = IP(text, w._at("via"))
+            a["via"] = _ip(text, w, "via")
         elif word in ("dev", "oif"):
             a["dev"] = _name(w, word)
         elif word in ("table", "lookup"):

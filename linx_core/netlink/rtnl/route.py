@@ -159,7 +159,9 @@ def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, pro
     (ip/iproute.c iproute_modify): main table; for a change, protocol boot, unicast, scope
     link when there is no gateway, universe otherwise; for a delete nothing that would narrow
     the match beyond what was given. dst is a prefix (`10.0.0.0/24`, a bare address is a host
-    route) or "default"; its family and the gateway's must agree."""
+    route) or "default"; its family and the gateway's must agree. Everything but the
+    destination is checked and encoded once per set of options (_options): a batch of routes
+    shares them."""
     mtype, flags = VERBS[verb]
     gateway = via if via is None or isinstance(via, IP) else IP(via, "via")
     if dst == "default":
@@ -167,13 +169,40 @@ def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, pro
         net = Subnet("0.0.0.0/0" if fam == AF_INET else "::/0")
     else:
         net = dst if isinstance(dst, Subnet) else Subnet(dst, where="to")
-    if gateway is not None and len(gateway.bytes) != len(net.address.bytes):
+    raw, prefix = net.address.bytes, net.prefix
+    if gateway is not None and len(gateway.bytes) != len(raw):
         raise UsageError("via", f"gateway {gateway} and destination {net} are not of the same "
                                 "address family")
-    if family and family != net.family:
+    net_family = AF_INET if len(raw) == 4 else AF_INET6
+    if family and family != net_family:
         raise UsageError("to", f"{net} is not an {'IPv4' if family == AF_INET else 'IPv6'} prefix")
-    if net.host_bits():
+    if prefix < len(raw) * 8 and net.host_bits():
         raise UsageError("to", f"{net} has host bits set (did you mean {net.network()}/{net.prefix}?)")
+    key = (verb, gateway, table, protocol, metric, scope, type, prefsrc, oif, onlink)
+    try:
+        opts = _options_cache.get(key)
+    except TypeError:                           # an unhashable option: checked below as any other
+        key, opts = None, None
+    if opts is None:
+        opts = _options(*(key or (verb, gateway, table, protocol, metric, scope, type, prefsrc, oif, onlink)))
+        if key is not None and len(_options_cache) < 256:
+            _options_cache[key] = opts
+    hdr, table_attr, tail, src = opts
+    if src is not None and len(src.bytes) != len(raw):
+        raise UsageError("src", f"{src} and {net} are not of the same address family")
+    if prefix:
+        return mtype, flags, b"".join((RTMSG.pack(net_family, prefix, *hdr), table_attr,
+                                       _RTA_HDR.pack(4 + len(raw), 1), raw, tail))
+    return mtype, flags, RTMSG.pack(net_family, prefix, *hdr) + table_attr + tail   # no RTA_DST: default
+
+
+_options_cache: dict = {}
+_RTA_HDR = struct.Struct("=HH")
+
+
+def _options(verb, gateway, table, protocol, metric, scope, type, prefsrc, oif, onlink) -> tuple:
+    """What request() sends besides the destination: (rtmsg fields after dst_len, RTA_TABLE,
+    the attributes after RTA_DST, the preferred source), checked."""
     if type is None:
         rtype = RTN_UNSPEC if verb == "del" else RTN_UNICAST
     else:
@@ -207,19 +236,17 @@ def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, pro
             raise UsageError("metric", "expected a number 0..4294967295")
     if prefsrc is not None:
         prefsrc = IP(prefsrc, "src")
-        if prefsrc.family != net.family:
-            raise UsageError("src", f"{prefsrc} and {net} are not of the same address family")
-    attrs = {"table": ext_table,
-             "dst": net.address if net.prefix else None,   # no RTA_DST: the default route
-             "gateway": gateway, "priority": metric, "prefsrc": prefsrc, "oif": oif}
-    body = RTMSG.pack(net.family, net.prefix, 0, 0, hdr_table, proto, rscope, rtype,
-                      0x4 if onlink else 0) + RTA.encode(attrs)
-    return mtype, flags, body
+    hdr = (0, 0, hdr_table, proto, rscope, rtype, 0x4 if onlink else 0)
+    tail = RTA.encode({"gateway": gateway, "priority": metric, "prefsrc": prefsrc, "oif": oif})
+    return hdr, RTA.encode({"table": ext_table}), tail, prefsrc
 
 
 def with_oif(body: bytes, oif: int) -> bytes:
     """A request body with RTA_OIF added (`dev` named in a batch, resolved at send time)."""
-    return body + RTA.encode({"oif": oif})
+    return body + _RTA_OIF.pack(8, 4, oif)
+
+
+_RTA_OIF = struct.Struct("=HHI")        # nla_len, nla_type RTA_OIF, the index
 
 
 def build(dst, **options) -> Route:
