@@ -11,28 +11,41 @@ A token is a tuple (kind, value, offset, source):
   ";"  a statement end: `;` or a newline (runs collapse into one)
   punctuation, kind == value: { } [ ] ( ) , . : = == != < > <= >= << >> & | ^ ! / * - +
   "eof"
+
+One compiled regex finds every token with the blanks and comments before it, so the loop
+below runs once per token; its alternatives are tried in order, words first (most tokens
+are words), and a run of statement ends is one match.
 """
 import ipaddress
 import re
 
 from .location import NftError, Source
 
-_MASTER = re.compile(r"""
-  (?P<sp>[ \t\r]+|\\\n|\#[^\n]*)
-| (?P<nl>\n)
-| "(?P<q>[^"\n]*)"
-| (?P<ip4>\d{1,3}(?:\.\d{1,3}){3})(?![\w.])
-| (?P<time>(?:\d+(?:ms|d|h|m|s))+)(?!\w)
-| (?P<vlan>8021q|8021ad)(?!\w)
-| (?P<hex>0[xX][0-9a-fA-F]+)(?!\w)
-| (?P<dec>\d+)
-| (?P<ast>(?:[A-Za-z_.][A-Za-z0-9/\-_.]*)?\\?\*)
-| (?P<w>[A-Za-z_][A-Za-z0-9/\-_.]*|\.[A-Za-z0-9/\-_.]+)
-| \$(?P<var>[A-Za-z_][A-Za-z0-9_]*)
-| @(?P<at>[A-Za-z_.][A-Za-z0-9/\-_.]*)
-| (?P<p>==|!=|<=|>=|<<|>>|[{}\[\]()<>,.:;=&|^!/*\-+])
-| (?P<bad>.)
-""", re.X | re.S)
+# Blanks before a token are part of its match; comments and line continuations are a
+# match of their own (rare). After a statement end, the separators, blanks and comments
+# that follow are one match with it.
+_MASTER = re.compile(r"""[ \t\r]*(?:
+  ([A-Za-z_][A-Za-z0-9/\-_.]*+)(?![:*]|\\\*)                 # 1 word
+| ([\n;])(?:[ \t\r\n;]+|\\\n|\#[^\n]*)*                      # 2 statement end(s)
+| (\d{1,3}(?:\.\d{1,3}){3})(?![\w.])                         # 3 IPv4 address
+| (\d++)(?![:\w])                                            # 4 decimal number
+| (==|!=|<=|>=|<<|>>|[{}\]()<>,=&|^!/\-+])                  # 5 punctuation
+| \\\n|\#[^\n]*                                              #   line continuation, comment
+| ([A-Za-z_][A-Za-z0-9/\-_.]*+)(?=:)                         # 6 word before ':'
+| ((?:\d+(?:ms|d|h|m|s))+)(?!\w)                             # 7 time string
+| (8021q|8021ad)(?!\w)                                       # 8 vlan ether types
+| (0[xX][0-9a-fA-F]+)(?!\w)                                  # 9 hex number
+| (\d+)                                                      # 10 decimal number (before ':')
+| ([:\[])                                                    # 11 ':' '['
+| "([^"\n]*)"                                                # 12 quoted string
+| ((?:[A-Za-z_.][A-Za-z0-9/\-_.]*)?\\?\*)                    # 13 wildcard
+| (\.[A-Za-z0-9/\-_.]+)                                      # 14 word starting with '.'
+| \$([A-Za-z_][A-Za-z0-9_]*)                                 # 15 variable
+| @([A-Za-z_.][A-Za-z0-9/\-_.]*)                             # 16 set reference
+| (\.)                                                       # 17 '.'
+| \Z                                                         #   end of text
+| (.)                                                        # 18 anything else: an error
+)""", re.X | re.S)
 
 # IPv6 and MAC literals: a run of hex digits and colons (an IPv4 tail allowed), checked
 # afterwards; when it is neither, the text is scanned again as numbers, words and colons.
@@ -65,73 +78,50 @@ def tokenize(source: Source) -> list:
     out = []
     append = out.append
     end = len(text)
-    last = ";"
     skip = 0            # an address literal ran past the regex's own tokens
     for m in _MASTER.finditer(text):
-        kind = m.lastgroup
-        if kind == "sp":
+        g = m.lastindex
+        if g is None:           # blanks, a comment, the end
             continue
-        start = m.start()
+        start = m.start(g)
         if start < skip:
             continue
-        pos = m.end()
-        if kind == "w":
-            if pos < end and text[pos] == ":" and text[start] in _HEXSTART:
-                lit = _addr_literal(text, start)
-                if lit is not None:
-                    append(("w", lit[0], start, source))
-                    skip, last = lit[1], "w"
-                    continue
-            append(("w", m.group("w"), start, source))
-            last = "w"
-            continue
-        if kind == "nl":
-            if last != ";":
+        if g == 1 or g == 3 or g == 8 or g == 14:
+            append(("w", m[g], start, source))
+        elif g == 2:
+            if out:             # nothing before: no statement to end
                 append((";", ";", start, source))
-                last = ";"
-            continue
-        if kind == "p":
-            value = m.group("p")
-            if value == ";":
-                if last != ";":
-                    append((";", ";", start, source))
-                    last = ";"
-                continue
-            if value in ":[":
-                # An IPv6 or MAC literal scans as numbers, words and colons: look again
-                # when a colon is at hand.
-                lit = _addr_literal(text, start)
-                if lit is not None:
-                    append(("w", lit[0], start, source))
-                    skip, last = lit[1], "w"
-                    continue
-            append((value, value, start, source))
-            last = value
-            continue
-        if kind == "dec" or kind == "hex":
-            if pos < end and text[pos] == ":":
-                lit = _addr_literal(text, start)
-                if lit is not None:
-                    append(("w", lit[0], start, source))
-                    skip, last = lit[1], "w"
-                    continue
-            append(("n", int(m.group(kind), 16 if kind == "hex" else 10), start, source))
-            last = "n"
-            continue
-        if kind == "q":
-            append(("q", m.group("q"), start, source))
-        elif kind == "ast":
-            append(("a", m.group("ast").replace("\\", ""), start, source))
-        elif kind == "var":
-            append(("$", m.group("var"), start, source))
-        elif kind == "at":
-            append(("@", m.group("at"), start, source))
-        elif kind == "bad":
+        elif g == 4:
+            append(("n", int(m[4]), start, source))
+        elif g == 5 or g == 17:
+            append((m[g], m[g], start, source))
+        elif g == 12:
+            append(("q", m[12], start - 1, source))
+        elif g == 15:
+            append(("$", m[15], start - 1, source))
+        elif g == 16:
+            append(("@", m[16], start - 1, source))
+        elif g == 13:
+            append(("a", m[13].replace("\\", ""), start, source))
+        elif g == 7:
+            append(("w", m[7], start, source))
+        elif g == 18:
             raise NftError(source.loc(start), f"unexpected character {text[start]!r}")
-        else:   # ip4, time, vlan
-            append(("w", m.group(kind), start, source))
-        last = out[-1][0]
-    if last != ";":
+        else:
+            # Before a colon, or a colon or '[': an IPv6 or MAC literal scans as numbers,
+            # words and colons, so look again here.
+            if g == 11 or (text[start] in _HEXSTART if g == 6 else
+                           m.end() < end and text[m.end()] == ":"):
+                lit = _addr_literal(text, start)
+                if lit is not None:
+                    append(("w", lit[0], start, source))
+                    skip = lit[1]
+                    continue
+            if g == 6 or g == 11:
+                append(("w", m[6], start, source) if g == 6 else (m[11], m[11], start, source))
+            else:
+                append(("n", int(m[g], 10 if g == 10 else 16), start, source))
+    if out and out[-1][0] != ";":
         append((";", ";", end, source))
     append(("eof", None, end, source))
     return out
