@@ -3,7 +3,7 @@
 on every add, NLM_F_APPEND on rules, nothing on deletions."""
 import struct
 
-from ..netlink.codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, be32 as _BE32
+from ..netlink.codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, Scalar
 from . import wire
 from .proto import FAMILIES
 
@@ -44,17 +44,19 @@ def encode_all(msgs) -> list[tuple[int, int, bytes]]:
 
 
 # ---- fast paths: rules and set elements are most of a big batch. Their attributes go
-# through the same wire tables, but each distinct expression is encoded once and reused
-# (large rulesets repeat `meta load l4proto`, `cmp eq 6`, `counter`, `accept` ...).
+# through the same wire tables, but each attribute kind gets a ready-made encoder (its
+# header packed once), and each distinct expression is encoded once and reused (large
+# rulesets repeat `meta load l4proto`, `cmp eq 6`, `counter`, `accept` ...).
 
 _NLA = struct.Struct("=HH")
 _NESTED = 0x8000
 _EXPR_CACHE: dict = {}
+_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 
 def _nla(aid: int, payload: bytes) -> bytes:
     n = 4 + len(payload)
-    return _NLA.pack(n, aid) + payload + b"\0" * (-n & 3)
+    return _NLA.pack(n, aid) + payload + _PAD[n & 3]
 
 
 def _key(v):
@@ -67,12 +69,17 @@ def _key(v):
 
 def encode_expr(e: dict) -> bytes:
     """One NFTA_LIST_ELEM holding an expression, from the cache when seen before."""
-    k = (e["name"], tuple(e["data"].items()))
+    k = (e["name"], *e["data"].items())
     try:
         b = _EXPR_CACHE.get(k)
-    except TypeError:           # a nested value (verdict, inner expression)
-        k = _key(e)
-        b = _EXPR_CACHE.get(k)
+    except TypeError:           # a verdict, an inner expression: dicts and lists
+        k = (e["name"], *((n, tuple(v.items()) if type(v) is dict else v)
+                          for n, v in e["data"].items()))
+        try:
+            b = _EXPR_CACHE.get(k)
+        except TypeError:
+            k = _key(e)
+            b = _EXPR_CACHE.get(k)
     if b is None:
         b = _nla(1 | _NESTED, _encode_expr(e))
         if len(_EXPR_CACHE) < 100_000:
@@ -80,7 +87,26 @@ def encode_expr(e: dict) -> bytes:
     return b
 
 
+def _attr_encoder(aid: int, codec):
+    """value -> the whole attribute (header, payload, padding) for one wire-table row."""
+    if isinstance(codec, Scalar) and codec.fmt[0] == ">":
+        size = codec._st.size
+        head = _NLA.pack(4 + size, aid)
+        pad = _PAD[(4 + size) & 3]
+        return lambda v: head + v.to_bytes(size, "big") + pad
+    if codec is wire._DATA:     # NFTA_DATA: a value nest, or a verdict through the table
+        def data(v):
+            if type(v) is bytes:
+                return _nla(aid | _NESTED, _nla(1, v))
+            return _nla(aid | _NESTED, codec.encode(v))
+        return data
+    flag = _NESTED if getattr(codec, "nested_flag", False) else 0
+    encode = codec.encode
+    return lambda v: _nla(aid | flag, encode(v))
+
+
 _ROWS: dict = {}
+_NAMES: dict = {}
 
 
 def _encode_expr(e: dict) -> bytes:
@@ -89,25 +115,29 @@ def _encode_expr(e: dict) -> bytes:
     name = e["name"]
     rows = _ROWS.get(name)
     if rows is None:
-        table = wire.EXPR()
-        inner = table.rows[1][2].choices[name]
-        rows = _ROWS[name] = {n: (aid | (_NESTED if getattr(c, "nested_flag", False) else 0), c)
-                              for aid, n, c in inner.rows}
-    parts = []
-    for k, v in e["data"].items():
-        aid, codec = rows[k]
-        parts.append(_nla(aid, v.to_bytes(4, "big") if codec is _BE32 else codec.encode(v)))
-    return _nla(1, name.encode() + b"\0") + _nla(2 | _NESTED, b"".join(parts))
+        inner = wire.EXPR().rows[1][2].choices[name]
+        rows = _ROWS[name] = {n: _attr_encoder(aid, c) for aid, n, c in inner.rows}
+        _NAMES[name] = _nla(1, name.encode() + b"\0")
+    body = b"".join([rows[k](v) for k, v in e["data"].items()])
+    return _NAMES[name] + _NLA.pack(4 + len(body), 2 | _NESTED) + body
+
+
+_RULE_HEADS: dict = {}
 
 
 def encode_rule(msg) -> bytes:
     a = msg.attrs
-    parts = [nfgenmsg(family_id(msg.family)), _nla(1, a["table"].encode() + b"\0"),
-             _nla(2, a["chain"].encode() + b"\0"),
-             _nla(4 | _NESTED, b"".join(encode_expr(e) for e in a["expressions"]))]
+    key = (msg.family, a["table"], a["chain"])
+    head = _RULE_HEADS.get(key)
+    if head is None:
+        head = _RULE_HEADS[key] = (nfgenmsg(family_id(msg.family)) +
+                                   _nla(1, a["table"].encode() + b"\0") +
+                                   _nla(2, a["chain"].encode() + b"\0"))
+    exprs = b"".join([encode_expr(e) for e in a["expressions"]])
+    body = head + _NLA.pack(4 + len(exprs), 4 | _NESTED) + exprs
     if a.get("userdata"):
-        parts.append(_nla(7, a["userdata"]))
-    return b"".join(parts)
+        body += _nla(7, a["userdata"])
+    return body
 
 
 def encode_elements(msg) -> bytes:
