@@ -5,6 +5,7 @@ header comes next at a base; a later load of that header's field makes the match
 redundant, and nft leaves it out when it lists the rule (payload_dependency_kill()).
 Functions of the rule decoder `dec` (its ctx, deps, stmts and icmp_type).
 """
+from . import decode_values as V
 from . import model as M
 from . import proto as P
 from . import types as T
@@ -71,7 +72,7 @@ def expand(dec, payload, data: bytes):
             foff += desc.offset
             if foff == pos and bits % 8 == 0 and pos + bits <= end:
                 chunk = data[(pos - off * 8) // 8:(pos - off * 8 + bits) // 8]
-                out.append((M.Payload(name, fname), dec.typed(typ, chunk)))
+                out.append((M.Payload(name, fname), V.typed(typ, chunk)))
                 pos += bits
                 break
         else:
@@ -91,6 +92,20 @@ def ordered_fields(dec, name, desc):
         need = P.ICMP_DEPS.get((name, f))
         return need == dec.icmp_type or (need == "echo" and dec.icmp_type in echo)
     return [x for x in items if fits(x[0])] + [x for x in items if not fits(x[0])]
+
+
+def sensitive(left) -> bool:
+    """Whether an equality match on `left` can change the protocol context, depending on
+    its value (store_dep, and the ICMP type add_match keeps): a protocol key, `meta
+    iiftype`, an ICMP type. Any other match's value changes nothing but itself."""
+    if isinstance(left, M.Meta):
+        return left.key in ("l4proto", "iiftype") or any(
+            P.PROTOS[p].key == f"meta {left.key}" for p in ("inet", "netdev", "inet-service"))
+    if isinstance(left, M.Payload):
+        return P.PROTOS[left.proto].key == left.field or (
+            left.proto in ("ip", "ip6") and left.field in ("protocol", "nexthdr")) or (
+            left.proto in ("icmp", "icmpv6") and left.field == "type")
+    return False
 
 
 def store_dep(dec, left, value, idx):

@@ -42,13 +42,18 @@ class RuleDecoder:
         self.ctx[base] = desc
         self.deps: dict = {}          # base -> index in stmts of the match that set it
         self.icmp_type = None
+        self.cur = 0                  # index of the expression being decoded
+        # expression index -> (index in stmts, the statement, a function of the
+        # expression's varying part that makes the statement): see relate()
+        self.free: dict = {}
 
     def decode(self, exprs) -> list:
         parsers = PARSERS
-        for e in exprs:
+        for i, e in enumerate(exprs):
             f = parsers.get(e["name"])
             if f is None:
                 raise V.DecodeError(f"unsupported expression {e['name']}")
+            self.cur = i
             f(self, e.get("data", {}))
         return [s for s in self.stmts if s is not None]
 
@@ -156,8 +161,8 @@ class RuleDecoder:
     def x_range(self, d):
         r = self.regs[d["sreg"]]
         left, typ = self.left_of(r)
-        lo = self.typed(typ, d["data_from"], r.hton)
-        hi = self.typed(typ, d["data_to"], r.hton)
+        lo = V.typed(typ, d["data_from"], r.hton)
+        hi = V.typed(typ, d["data_to"], r.hton)
         self.add_match(M.Match(left, "!=" if d["op"] == 1 else "", M.Range(lo, hi)))
 
     def x_lookup(self, d):
@@ -299,14 +304,8 @@ class RuleDecoder:
             return M.Binop("|", e, val(x))
         return M.Binop("|", M.Binop("&", e, val(m | x)), val(x))
 
-    def typed(self, typ, data: bytes, hton=False):
-        if hton and typ.order == T.HOST:
-            data = data[::-1]
-        if typ.kind == "bitmask":
-            return M.Value(typ, int.from_bytes(data[:typ.size], typ.order))
-        return M.Value(typ, V.val(typ, data))
-
     def match_value(self, r: Reg, op, data: bytes):
+        """cmp `op` data on register r: a match, its right side typed by what r holds."""
         left, typ = self.left_of(r) if r.expr is not None or r.payload is not None else (
             None, None)
         if left is None:
@@ -319,66 +318,77 @@ class RuleDecoder:
                     C.payload_dependency_kill(self, r.payload[0], field.proto)
                     self.add_match(M.Match(field, op, value))
                 return
+        hton = r.hton
         prefix = r.prefix_of
         if prefix is not None:         # a shorter load: a byte-aligned prefix
             ftyp, full = prefix
-            v = int.from_bytes(data.ljust(full, b"\0")[:full], "big")
-            self.add_match(M.Match(left, op, M.Prefix(M.Value(ftyp, v), len(data) * 8)))
-            return
+            return self.relate(left, op, data, lambda d: M.Prefix(
+                M.Value(ftyp, int.from_bytes(d.ljust(full, b"\0")[:full], "big")), len(d) * 8))
         if r.field_mask:
-            v = int.from_bytes(data, "big") >> r.shift
-            right = M.Value(typ, v)
+            shift = r.shift
             if typ.kind == "bitmask" and op == "":
-                right = M.Flags(typ, v)
-            self.add_match(M.Match(left, op, right))
-            return
+                return self.relate(left, op, data,
+                                   lambda d: M.Flags(typ, int.from_bytes(d, "big") >> shift))
+            return self.relate(left, op, data,
+                               lambda d: M.Value(typ, int.from_bytes(d, "big") >> shift))
         if isinstance(left, M.Binop) and left.op == "&" and r.mask is not None:
-            m = left.right
-            z = int.from_bytes(data, "big") == 0
             mval = int.from_bytes(r.mask, typ.order)
             if typ.name in T.PREFIX_TYPES and _is_prefix_mask(mval, len(r.mask) * 8) and \
                     not isinstance(left.left, M.Binop) and mval:
                 plen = bin(mval).count("1")
-                self.add_match(M.Match(left.left, op, M.Prefix(self.typed(typ, data), plen)))
+                return self.relate(left.left, op, data,
+                                   lambda d: M.Prefix(V.typed(typ, d), plen))
+            if typ.kind == "bitmask" and op == "!=":
+                if int.from_bytes(data, "big") == 0:
+                    self.add_match(M.Match(left.left, "", M.Flags(typ, left.right.v)))
+                else:
+                    self.add_match(M.Match(left, op, M.Flags(typ, V.typed(typ, data, hton).v)))
                 return
-            if typ.kind == "bitmask" and op == "!=" and z:
-                self.add_match(M.Match(left.left, "", M.Flags(typ, m.v)))
-                return
-            right = self.typed(typ, data, r.hton)
             if typ.kind == "bitmask":
-                right = M.Flags(typ, right.v)
-            self.add_match(M.Match(left, op or "==", right))
-            return
+                return self.relate(left, op or "==", data,
+                                   lambda d: M.Flags(typ, V.typed(typ, d, hton).v))
+            return self.relate(left, op or "==", data, lambda d: V.typed(typ, d, hton))
         if isinstance(left, M.Binop):
-            right = self.typed(typ, data, r.hton)
-            self.add_match(M.Match(left, op or "==", right))
-            return
+            return self.relate(left, op or "==", data, lambda d: V.typed(typ, d, hton))
         if typ.kind in ("ipv4", "ipv6") and len(data) < typ.size:
             # a compare on the first bytes only: a byte-aligned prefix
-            v = int.from_bytes(data.ljust(typ.size, b"\0"), "big")
-            self.add_match(M.Match(left, op, M.Prefix(M.Value(typ, v), len(data) * 8)))
-            return
-        if typ.kind == "str" and len(data) < typ.size and not data.endswith(b"\0"):
-            self.add_match(M.Match(left, op, M.Value(typ, data.decode(errors="replace") + "*")))
+            size = typ.size
+            return self.relate(left, op, data, lambda d: M.Prefix(
+                M.Value(typ, int.from_bytes(d.ljust(size, b"\0"), "big")), len(d) * 8))
+        if typ.kind == "str" and len(data) < typ.size:
+            if data.endswith(b"\0"):
+                self.add_match(M.Match(left, op, V.typed(typ, data, hton)))
+            else:             # a wildcard: `iifname "eth*"`
+                self.add_match(M.Match(left, op, M.Value(
+                    typ, data.decode(errors="replace") + "*")))
             return
         if typ.kind == "ifindex":
-            idx = int.from_bytes(data[:4], "little")
-            self.add_match(M.Match(left, op, M.Value(typ, _ifname(idx))))
-            return
-        right = self.typed(typ, data, r.hton)
+            return self.relate(left, op, data, lambda d: M.Value(
+                typ, _ifname(int.from_bytes(d[:4], "little"))))
         if typ.kind == "bitmask" and op in ("", "=="):
-            right = M.Flags(typ, right.v)
-            op = "=="
-        self.add_match(M.Match(left, op, right))
+            return self.relate(left, "==", data,
+                               lambda d: M.Flags(typ, V.typed(typ, d, hton).v))
+        return self.relate(left, op, data, lambda d: V.typed(typ, d, hton))
+
+    def relate(self, left, op, data: bytes, right):
+        """Add the match `left op right(data)`. When its value cannot change the protocol
+        context (C.sensitive), `right` is all that depends on the data: it is kept in
+        self.free, so decode_shapes can build the match of a rule of the same shape
+        from that rule's own data."""
+        m = M.Match(left, op, right(data))
+        idx = self.add_match(m)
+        if idx is not None and not (op == "" and C.sensitive(left)):
+            self.free[self.cur] = (idx, m, lambda d: M.Match(left, op, right(d)))
 
     def add_match(self, m: M.Match):
+        """Append a match (its index), or merge it into the match before (None)."""
         left = m.left
         prev = self.stmts[-1] if self.stmts else None
         if m.op == "<=" and isinstance(prev, M.Match) and prev.op == ">=" and \
                 prev.left == left and isinstance(m.right, M.Value):
             # cmp gte + cmp lte on one register: a range (nft's range_expr merge)
             self.stmts[-1] = M.Match(left, "", M.Range(prev.right, m.right))
-            return
+            return None
         idx = len(self.stmts)
         self.stmts.append(m)
         if m.op == "" and isinstance(m.right, M.Value) and isinstance(m.right.v, int):
@@ -390,6 +400,7 @@ class RuleDecoder:
                 self.icmp_type = v
                 if v not in P.ICMP_ECHO[left.proto]:
                     self.deps[3] = (idx, left)
+        return idx
 
 
 def _unshift(e, shift):
@@ -441,14 +452,27 @@ PARSERS = {
 def rule(family: str, a: dict, sets: dict) -> M.Rule:
     """A rule from its NFTA_RULE attributes (expressions decoded, as wire.decode_rule
     gives them); `sets` are the table's KSets by name (anonymous ones included)."""
+    dec = decoded(family, a, a.get("expressions", []), sets)
+    return made(a, [s for s in dec.stmts if s is not None])
+
+
+def decoded(family: str, a: dict, exprs: list, sets: dict) -> RuleDecoder:
+    """The decoder after walking a rule's expressions: its statements (None where a
+    dependency was dropped) and which of them are free."""
+    dec = RuleDecoder(family, sets)
     try:
-        stmts = RuleDecoder(family, sets).decode(a.get("expressions", []))
+        dec.decode(exprs)
     except V.DecodeError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as e:
         # expressions in an order or shape nft never makes
         raise V.DecodeError(f"rule in {family} {a.get('table')} {a.get('chain')}: "
                             f"unexpected expressions ({type(e).__name__}: {e})") from None
+    return dec
+
+
+def made(a: dict, stmts: list) -> M.Rule:
+    """The rule with these statements and the comment, tag and handle of attributes a."""
     comment = V.comment(a.get("userdata"))
     tag = None
     if comment is not None:

@@ -15,7 +15,15 @@ LOG_LEVELS = {0: "emerg", 1: "alert", 2: "crit", 3: "err", 4: "warn", 5: "notice
 
 
 def counter(dec, d):
-    dec.stmts.append(M.Counter(d.get("packets", 0), d.get("bytes", 0)))
+    """A counter's values vary from rule to rule: free, made from (packets, bytes) (the
+    varying part wire.decode_rule_shape gives for a counter)."""
+    c = M.Counter(d.get("packets", 0), d.get("bytes", 0))
+    dec.free[dec.cur] = (len(dec.stmts), c, _counter)
+    dec.stmts.append(c)
+
+
+def _counter(values) -> M.Counter:
+    return M.Counter(*values)
 
 
 def limit(dec, d):

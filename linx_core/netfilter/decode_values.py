@@ -58,6 +58,16 @@ def val(t, raw: bytes):
     return int.from_bytes(raw[:t.size], t.order)
 
 
+def typed(t, data: bytes, hton=False):
+    """Data of type t as a value; `hton` when a byteorder expression swapped it into the
+    register (the type's host order is then the reverse)."""
+    if hton and t.order == T.HOST:
+        data = data[::-1]
+    if t.kind == "bitmask":
+        return M.Value(t, int.from_bytes(data[:t.size], t.order))
+    return M.Value(t, val(t, data))
+
+
 def net_value(t, n: int):
     """An interval key (stored big-endian, host-order types swapped by nft) as a value."""
     if t.kind == "str":

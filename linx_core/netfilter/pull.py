@@ -5,15 +5,15 @@ kernel's, per table: objects, named sets, flowtables, chains with their rules.""
 import errno as _errno
 
 from ..errors import KernelError
-from . import bulk, decoder, model as M, wire
+from . import bulk, decode_shapes, decoder, model as M, wire
 from .proto import FAMILIES, FAMILY_NAMES
 
 
-def _dump(sock, kind: str, family: int = 0, attrs: dict | None = None):
+def _dump(sock, kind: str, family: int = 0, attrs: dict | None = None, decode=None):
     from ..netlink import nfnl
     table = wire.tables()[wire.MSG_TABLE[kind]]
     body = table.encode(attrs) if attrs else b""
-    decode = wire.decode_rule if kind == "getrule" else table.decode
+    decode = decode or table.decode
     out = []
     for msg in nfnl.dump(sock, wire.MSG[kind], family, body, op=f"nft {kind}"):
         if len(msg.body) < 4:
@@ -33,7 +33,8 @@ def pull(target=None, table: tuple | None = None) -> M.Ruleset:
         sets = _dump(sock, "getset", fam_id)
         objs = _dump(sock, "getobj", fam_id)
         fts = _dump(sock, "getflowtable", fam_id)
-        rules = _dump(sock, "getrule", fam_id)
+        shapes = decode_shapes.Rules()
+        rules = _dump(sock, "getrule", fam_id, decode=shapes.attrs)
         elems = {}
         for fam, s in sets:
             if table and (fam, s["table"]) != table:
@@ -44,10 +45,10 @@ def pull(target=None, table: tuple | None = None) -> M.Ruleset:
                 found.extend(m.get("elements", []))
             elems[(fam, s["table"], s["name"])] = found
     with bulk():
-        return _assemble(tables, chains, sets, objs, fts, rules, elems, table)
+        return _assemble(tables, chains, sets, objs, fts, rules, elems, table, shapes)
 
 
-def _assemble(tables, chains, sets, objs, fts, rules, elems, table) -> M.Ruleset:
+def _assemble(tables, chains, sets, objs, fts, rules, elems, table, shapes) -> M.Ruleset:
     rs = M.Ruleset()
     for fam, a in tables:
         if table and (fam, a["name"]) != table:
@@ -83,5 +84,5 @@ def _assemble(tables, chains, sets, objs, fts, rules, elems, table) -> M.Ruleset
         if t is None or a["chain"] not in t.chains:
             continue
         t.chains[a["chain"]].rules.append(
-            decoder.rule(fam, a, ksets.get((fam, a["table"]), {})))
+            shapes.rule(fam, a, ksets.get((fam, a["table"]), {})))
     return rs

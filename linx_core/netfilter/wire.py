@@ -210,32 +210,17 @@ _HDR = struct.Struct("=HH")
 def decode_rule(buf: bytes, off: int = 0) -> dict:
     """NFTA_RULE attributes, as tables()["rule"].decode gives them, faster: a dump of a big
     ruleset is mostly rules whose expressions repeat, so each distinct expression's bytes
-    are decoded once (the dicts are shared: callers only read them)."""
+    are decoded once (decode_exprs)."""
     out: dict = {}
     end = len(buf)
     unpack = _HDR.unpack_from
-    expr = EXPR()
     while off + 4 <= end:
         alen, atype = unpack(buf, off)
         if alen < 4 or off + alen > end:
             raise MalformedMessage(f"NFTA_RULE: attribute length {alen} overruns")
         atype &= 0x3fff
         if atype == 4:
-            exprs = []
-            pos, stop = off + 4, off + alen
-            while pos + 4 <= stop:
-                elen, _ = unpack(buf, pos)
-                if elen < 4 or pos + elen > stop:
-                    raise MalformedMessage("NFTA_RULE_EXPRESSIONS: element overruns")
-                raw = buf[pos + 4:pos + elen]
-                e = _EXPRS.get(raw)
-                if e is None:
-                    e = _decode_expr(raw, expr)
-                    if len(_EXPRS) < 100_000:
-                        _EXPRS[raw] = e
-                exprs.append(e)
-                pos += (elen + 3) & ~3
-            out["expressions"] = exprs
+            out["expressions"] = decode_exprs(buf, off + 4, off + alen)
         elif atype in (1, 2):
             out["table" if atype == 1 else "chain"] = \
                 buf[off + 4:off + alen].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
@@ -245,6 +230,29 @@ def decode_rule(buf: bytes, off: int = 0) -> dict:
             out["userdata"] = buf[off + 4:off + alen]
         off += (alen + 3) & ~3
     return out
+
+
+def decode_exprs(buf: bytes, pos: int = 0, stop: int | None = None) -> list:
+    """The expressions (NFTA_LIST_ELEM, each an NFTA_EXPR) in buf[pos:stop], as
+    tables()["rule"] decodes NFTA_RULE_EXPRESSIONS; each distinct expression's bytes are
+    decoded once (the dicts are shared: callers only read them)."""
+    stop = len(buf) if stop is None else stop
+    unpack = _HDR.unpack_from
+    expr = EXPR()
+    exprs = []
+    while pos + 4 <= stop:
+        elen, _ = unpack(buf, pos)
+        if elen < 4 or pos + elen > stop:
+            raise MalformedMessage("NFTA_RULE_EXPRESSIONS: element overruns")
+        raw = buf[pos + 4:pos + elen]
+        e = _EXPRS.get(raw)
+        if e is None:
+            e = _decode_expr(raw, expr)
+            if len(_EXPRS) < 100_000:
+                _EXPRS[raw] = e
+        exprs.append(e)
+        pos += (elen + 3) & ~3
+    return exprs
 
 
 _DROWS: dict = {}
