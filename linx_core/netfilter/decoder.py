@@ -7,6 +7,7 @@ by concept, the rest is in
   decode_rule     a rule's expressions -> statements: registers, loads, relations
   decode_context  payload fields and the protocol context; implied dependencies dropped
   decode_stmts    the statement expressions (counter, log, nat, reject, dynset, ...)
+  decode_shapes   a big dump's rules, each shape decoded once (the pull fast path)
 """
 from . import decode_values as V
 from . import model as M
