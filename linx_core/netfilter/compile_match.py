@@ -1,0 +1,259 @@
+"""Relational matches (`left op right`) to load + cmp/range/lookup/bitwise expressions
+(nftables src/netlink_linearize.c, netlink_gen_relational()), and the statement reduction
+that merges equality matches on adjacent payload fields into one load and compare
+(src/rule.c stmt_reduce(), src/payload.c payload_expr_join())."""
+
+from dataclasses import dataclass
+
+from . import compile_exprs as exprs
+from . import compile_sets as sets
+from . import model as M
+from . import proto as P
+from . import types as T
+from .nf_tables import CMP_OPS, put_reg
+
+
+def s_match(c, s: M.Match):
+    left, right, op = s.left, s.right, s.op
+    if isinstance(left, _Merged):
+        sreg = c.get_reg()
+        c.emit("payload", dreg=put_reg(sreg), base=left.base, offset=left.offset // 8,
+               len=left.bits // 8)
+        c.emit("cmp", sreg=put_reg(sreg), op=CMP_OPS[op], data=right)
+        c.release()
+        return
+    typ = exprs.type_of(c, left)
+    if isinstance(right, (M.SetLit, M.SetRef)):
+        n = exprs.expr_len(c, left)
+        sreg = c.get_reg(n if isinstance(left, M.Concat) else 16)
+        exprs.load(c, left, sreg)
+        if needs_hton(c, left, typ, right):
+            c.emit("byteorder", sreg=put_reg(sreg), dreg=put_reg(sreg), op=1,
+                   len=typ.size, size=_swap_size(typ.bits))
+        key = typ if isinstance(typ, tuple) else (typ,)
+        shift = _field_shift(left)
+        if shift and isinstance(right, M.SetLit):
+            # the field sits `shift` bits up in the loaded bytes; so do the elements
+            right = M.SetLit(tuple(_shift_elem(e, shift) for e in right.elems), loc=right.loc)
+        name, sid = exprs.set_for(c, right, key, None, s.loc)
+        d = {"set": name, "sreg": put_reg(sreg)}
+        if sid:
+            d["set_id"] = sid
+        if op == "!=":
+            d["flags"] = 1
+        c.exprs.append({"name": "lookup", "data": d})
+        c.release(n if isinstance(left, M.Concat) else 16)
+        return
+    if isinstance(right, M.Range):
+        sreg = c.get_reg()
+        exprs.load(c, left, sreg)
+        lo = exprs.value_bytes(c, right.lo, typ)
+        hi = exprs.value_bytes(c, right.hi, typ)
+        if typ.order == T.HOST and typ.size > 1:
+            c.emit("byteorder", sreg=put_reg(sreg), dreg=put_reg(sreg), op=1,
+                   len=typ.size, size=_swap_size(typ.bits))
+            lo, hi = lo[::-1], hi[::-1]
+        if op == "!=":
+            c.emit("range", sreg=put_reg(sreg), op=1, data_from=lo, data_to=hi)
+        else:
+            c.emit("cmp", sreg=put_reg(sreg), op=5, data=lo)
+            c.emit("cmp", sreg=put_reg(sreg), op=3, data=hi)
+        c.release()
+        return
+    if isinstance(right, M.Prefix):
+        sreg = c.get_reg()
+        plen = right.plen
+        val = exprs.value_bytes(c, right.value, typ)
+        if plen and plen % 8 == 0 and typ.order == T.BIG:
+            exprs.load(c, left, sreg, nbytes=plen // 8)
+            data = val[:plen // 8]
+        else:
+            exprs.load(c, left, sreg)
+            mask = (((1 << plen) - 1) << (typ.bits - plen)).to_bytes(typ.size, typ.order)
+            c.emit("bitwise", sreg=put_reg(sreg), dreg=put_reg(sreg), op=0,
+                   len=typ.size, mask=mask, xor=bytes(typ.size))
+            data = val
+        c.emit("cmp", sreg=put_reg(sreg), op=CMP_OPS[op], data=data)
+        c.release()
+        return
+    if isinstance(right, M.Value) and isinstance(right.v, str) and right.v.endswith("*") \
+            and typ.kind == "str":
+        sreg = c.get_reg()
+        exprs.load(c, left, sreg)
+        prefix = right.v[:-1].encode()
+        c.emit("cmp", sreg=put_reg(sreg), op=CMP_OPS[op], data=prefix)
+        c.release()
+        return
+    if isinstance(right, M.Concat):
+        n = exprs.expr_len(c, left)
+        sreg = c.get_reg(n)
+        exprs.load(c, left, sreg)
+        c.emit("cmp", sreg=put_reg(sreg), op=CMP_OPS[op],
+               data=exprs.concat_data(c, right, typ))
+        c.release(n)
+        return
+    # a single value
+    sreg = c.get_reg()
+    bitmask = isinstance(typ, T.Type) and typ.kind == "bitmask"
+    if bitmask and op == "" and not isinstance(left, M.Binop):
+        exprs.load(c, left, sreg)
+        n = exprs.expr_len(c, left)
+        c.emit("bitwise", sreg=put_reg(sreg), dreg=put_reg(sreg), op=0, len=n,
+               mask=exprs.value_bytes(c, right, typ, n), xor=bytes(n))
+        c.emit("cmp", sreg=put_reg(sreg), op=1, data=bytes(n))
+        c.release()
+        return
+    exprs.load(c, left, sreg)
+    data = shifted(c, left, right, typ)
+    if op in ("<", ">", "<=", ">=") and typ.order == T.HOST and typ.size > 1:
+        c.emit("byteorder", sreg=put_reg(sreg), dreg=put_reg(sreg), op=1,
+               len=typ.size, size=_swap_size(typ.bits))
+        data = data[::-1]
+    c.emit("cmp", sreg=put_reg(sreg), op=CMP_OPS[op], data=data)
+    c.release()
+
+
+def shifted(c, left, right, typ) -> bytes:
+    """A constant compared with a bit field sits where the field is in the loaded bytes
+    (payload_shift_value())."""
+    base = left.left if isinstance(left, M.Binop) else left
+    if isinstance(base, M.Payload):
+        desc = P.PROTOS[base.proto]
+        off, bits, _ = desc.fields[base.field]
+        off += desc.offset
+        start = off // 8
+        end = (off + bits + 7) // 8
+        if off % 8 or bits % 8:
+            shift = (end - start) * 8 - (off - start * 8) - bits
+            v = right.v if isinstance(right, (M.Value, M.Flags)) else 0
+            return (v << shift).to_bytes(end - start, "big")
+        return exprs.value_bytes(c, right, typ, end - start)
+    if isinstance(base, M.RawPayload):
+        start = base.offset // 8
+        end = (base.offset + base.bits + 7) // 8
+        shift = (end - start) * 8 - (base.offset - start * 8) - base.bits
+        return (right.v << shift).to_bytes(end - start, "big")
+    return exprs.value_bytes(c, right, typ, exprs.expr_len(c, base) if isinstance(
+        base, M.Fib) else None)
+
+
+def needs_hton(c, left, typ, right) -> bool:
+    """Interval sets on host-order keys hold network-order keys (so ranges compare)."""
+    if isinstance(typ, tuple) or typ.order != T.HOST or typ.size <= 1:
+        return False
+    if isinstance(right, M.SetLit):
+        return any(sets.is_interval(sets.elem_key(e)) for e in right.elems)
+    s = c.tbl.sets.get(right.name)
+    return s is not None and "interval" in s.flags
+
+
+def _swap_size(bits: int) -> int:
+    return 8 if bits % 64 == 0 else 4 if bits % 32 == 0 else 2
+
+
+@dataclass(slots=True)
+class _Merged:
+    """Adjacent payload fields loaded and compared as one (payload_expr_join())."""
+    base: int
+    offset: int        # bits
+    bits: int
+    protocol: bool = False
+
+
+def _payload_span(e):
+    """(base, bit offset, bit length, is the protocol key) of a payload field."""
+    if isinstance(e, _Merged):
+        return e.base, e.offset, e.bits, e.protocol
+    desc = P.PROTOS[e.proto]
+    off, bits, _ = desc.fields[e.field]
+    key = desc.key == e.field or (e.proto in ("ip", "ip6") and e.field in ("protocol",
+                                                                           "nexthdr"))
+    return desc.base, off + desc.offset, bits, key
+
+
+def _can_merge(a, b) -> bool:
+    """payload_can_merge() of nft's payload.c."""
+    (b1, o1, l1, _), (b2, o2, l2, _) = a, b
+    if b1 != b2 or o1 + l1 != o2:
+        return False
+    if o1 % 8 or l1 % 8 or o2 % 8 or l2 % 8:
+        return False
+    total = l1 + l2
+    if total > 128:
+        return False
+    return total <= 32 or b1 == P.LL or l1 > 32 or l2 > 32
+
+
+def reduce(stmts, family):
+    """stmt_reduce() of nft's rule.c: drop `meta protocol ip` in an ip table and merge
+    equality matches on adjacent payload fields into one load and compare."""
+    out = list(stmts)
+    run = []
+
+    def flush():
+        if len(run) > 1:
+            _merge(out, run)
+        run.clear()
+    for i, s in enumerate(stmts):
+        if not isinstance(s, M.Match):
+            flush()
+            continue
+        if not isinstance(s.right, (M.Value, M.Flags)):
+            continue
+        if isinstance(s.left, M.Payload) and s.op in ("", "==", "!="):
+            run.append(i)
+        elif isinstance(s.left, M.Meta) and s.left.key == "protocol" and s.op in ("", "=="):
+            if (family, s.right.v) in (("ip", 0x0800), ("ip6", 0x86dd)):
+                out[i] = None
+    flush()
+    return [s for s in out if s is not None]
+
+
+def _merge(out, run):
+    items = sorted(run, key=lambda i: _payload_span(out[i].left)[:2])
+    last = items[0]
+    for i in items[1:]:
+        a, b = out[last], out[i]
+        sa, sb = _payload_span(a.left), _payload_span(b.left)
+        if not _can_merge(sa, sb) or (a.op or "==") != (b.op or "=="):
+            last = i
+            continue
+        data = _field_bytes(a) + _field_bytes(b)
+        merged = _Merged(sa[0], sa[1], sa[2] + sb[2], sa[3] or sb[3])
+        keep, drop = (i, last) if sb[3] else (last, i)
+        out[keep] = M.Match(merged, a.op, data, loc=a.loc)
+        out[drop] = None
+        last = keep
+
+
+def _field_bytes(m) -> bytes:
+    if isinstance(m.left, _Merged):
+        return m.right
+    desc = P.PROTOS[m.left.proto]
+    _, bits, typ = desc.fields[m.left.field]
+    v = m.right.v
+    if isinstance(v, str):
+        return v.encode().ljust(bits // 8, b"\0")
+    return v.to_bytes(bits // 8, typ.order)
+
+
+def _field_shift(e) -> int:
+    if not isinstance(e, M.Payload):
+        return 0
+    desc = P.PROTOS[e.proto]
+    off, bits, _ = desc.fields[e.field]
+    off += desc.offset
+    if not (off % 8 or bits % 8):
+        return 0
+    start, end = off // 8, (off + bits + 7) // 8
+    return (end - start) * 8 - (off - start * 8) - bits
+
+
+def _shift_elem(e, shift):
+    if isinstance(e, M.Value):
+        return M.Value(e.type, e.v << shift, loc=e.loc)
+    if isinstance(e, M.Range):
+        return M.Range(_shift_elem(e.lo, shift), _shift_elem(e.hi, shift), loc=e.loc)
+    if isinstance(e, M.Elem):
+        return M.Elem(_shift_elem(e.key, shift), e.timeout, e.expires, e.comment, e.stmts)
+    return e
