@@ -187,12 +187,25 @@ def test_stats_table_plain_when_piped_coloured_on_a_terminal(run_linx, populated
     assert "\x1b" not in plain and plain.split()[:2] == ["IFACE", "RX"]
 
 
+def listening(ns, mon, timeout=20.0):
+    """Until an rtnetlink socket in `ns` has joined a multicast group (/proc/net/netlink's
+    Groups): the monitor is subscribed, so no event made after this is missed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and mon.poll() is None:
+        out = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "cat", "/proc/net/netlink"],
+                             capture_output=True, text=True, check=True).stdout
+        if any(f[1] == "0" and int(f[3], 16) for f in (line.split() for line in out.splitlines()[1:])):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the monitor did not subscribe")
+
+
 def test_monitor_json_sees_ip_and_reports_loss(run_linx, netns):
     from tests.conftest import LINX
     mon = subprocess.Popen([LINX, "net", "-n", netns, "--json", "monitor", "addr", "--count", "1"],
                            stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
+        listening(netns, mon)
         sh(netns, "link add m0 type veth peer name m1")
         sh(netns, "addr add 10.80.0.1/24 dev m0")
         out, _ = mon.communicate(timeout=10)
@@ -213,7 +226,7 @@ def test_monitor_flood_in_full_or_resync(run_linx, netns, tmp_path):
     mon = subprocess.Popen([LINX, "net", "-n", netns, "--json", "monitor", "route"],
                            stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
+        listening(netns, mon)
         subprocess.run(["ip", "-n", netns, "-batch", str(batch)], check=True)
         routes = resync = 0
         deadline = time.monotonic() + 60

@@ -164,11 +164,13 @@ def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, pro
     shares them."""
     mtype, flags = VERBS[verb]
     gateway = via if via is None or isinstance(via, IP) else IP(via, "via")
-    if dst == "default":
+    if isinstance(dst, Subnet):
+        net = dst
+    elif dst == "default":
         fam = gateway.family if gateway is not None else (family or AF_INET)
         net = Subnet("0.0.0.0/0" if fam == AF_INET else "::/0")
     else:
-        net = dst if isinstance(dst, Subnet) else Subnet(dst, where="to")
+        net = Subnet(dst, where="to")
     raw, prefix = net.address.bytes, net.prefix
     if gateway is not None and len(gateway.bytes) != len(raw):
         raise UsageError("via", f"gateway {gateway} and destination {net} are not of the same "
