@@ -14,6 +14,7 @@ from .location import NftError
 SET_FLAGS = ("constant", "interval", "timeout", "dynamic")
 OBJ_KINDS = ("counter", "quota", "limit")
 CT_OBJ_KINDS = ("helper", "timeout", "expectation")
+_CHAIN_WORDS = frozenset(("type", "policy", "comment", "flags", "devices"))
 
 
 def table_body(p, tbl):
@@ -68,37 +69,47 @@ def chain_decl(p, tbl, verb, t):
 
 
 def chain_body(p, tbl, chain):
+    toks = p.toks
+    rules = chain.rules
     while True:
-        p.skip_seps()
-        t = p.peek()
+        t = toks[p.i]
+        while t[0] == ";":
+            p.i += 1
+            t = toks[p.i]
         if t[0] == "}":
-            p.next()
+            p.i += 1
             if chain.hook is not None and chain.policy is None:
                 chain.policy = "accept"      # the kernel's default, as nft lists it
             return
-        if t[0] == "w" and t[1] == "type":
-            p.next()
-            chain_hook(p, tbl, chain, t)
-        elif t[0] == "w" and t[1] == "policy":
-            p.next()
-            pt = p.peek()
-            chain.policy = p.word("accept or drop")
-            if chain.policy not in ("accept", "drop"):
-                raise p.error("policy: expected accept or drop", pt)
-        elif t[0] == "w" and t[1] == "comment" and p.peek(1)[0] in ("q", "w"):
-            p.next()
-            chain.comment = p.string()
-        elif t[0] == "w" and t[1] == "flags" and p.peek(1)[1] == "offload":
-            p.next()
-            p.next()
-            chain.offload = True
-        elif t[0] == "w" and t[1] == "devices" and p.peek(1)[0] == "=":
-            p.next()
-            p.next()
-            chain.devices = device_list(p)
-        else:
-            chain.rules.append(S.rule(p))
+        if not (t[0] == "w" and t[1] in _CHAIN_WORDS and chain_setting(p, tbl, chain, t)):
+            rules.append(S.rule(p))
         p.end_item()
+
+
+def chain_setting(p, tbl, chain, t) -> bool:
+    """`type ... hook ... priority ...`, `policy`, `comment`, `flags offload`, `devices =`:
+    True when t starts one of them (and it was read), False for a rule."""
+    w, nt = t[1], p.peek(1)
+    if w == "type":
+        p.next()
+        chain_hook(p, tbl, chain, t)
+    elif w == "policy":
+        p.next()
+        chain.policy = p.word("accept or drop")
+        if chain.policy not in ("accept", "drop"):
+            raise p.error("policy: expected accept or drop", nt)
+    elif w == "comment" and nt[0] in ("q", "w"):
+        p.next()
+        chain.comment = p.string()
+    elif w == "flags" and nt[1] == "offload":
+        p.i += 2
+        chain.offload = True
+    elif w == "devices" and nt[0] == "=":
+        p.i += 2
+        chain.devices = device_list(p)
+    else:
+        return False
+    return True
 
 
 def chain_hook(p, tbl, chain, t):

@@ -11,6 +11,7 @@ from . import values as V
 
 BINOPS = {"&": "&", "and": "&", "|": "|", "or": "|", "^": "^", "xor": "^", "<<": "<<",
           "lshift": "<<", ">>": ">>", "rshift": ">>"}
+_BINOP_KINDS = frozenset(("w", "&", "|", "^", "<<", ">>"))
 PROTO_WORDS = frozenset(("ether", "vlan", "arp", "ip", "ip6", "icmp", "icmpv6", "tcp", "udp",
                          "udplite", "sctp", "dccp", "th", "esp", "ah", "comp"))
 UNSUPPORTED = {
@@ -30,22 +31,26 @@ UNSUPPORTED = {
 def expr(p):
     """concatenation of binop expressions: `ip saddr . tcp dport`, `meta mark & 0xff`."""
     first = binop_expr(p)
-    if not p.at("."):
+    if p.toks[p.i][0] != ".":
         return first
     items = [first]
-    while p.accept("."):
+    while p.toks[p.i][0] == ".":
+        p.i += 1
         items.append(binop_expr(p))
     return M.Concat(tuple(items), loc=first.loc)
 
 
 def binop_expr(p):
     left = primary(p)
+    toks = p.toks
     while True:
-        t = p.peek()
-        op = BINOPS.get(t[1]) if t[0] in ("w", "&", "|", "^", "<<", ">>") else None
+        t = toks[p.i]
+        if t[0] not in _BINOP_KINDS:
+            return left
+        op = BINOPS.get(t[1])
         if op is None:
             return left
-        p.next()
+        p.i += 1
         typ = type_of(p, left)
         if op in ("<<", ">>"):
             right = M.Value(T.integer(32, T.HOST), p.number("a shift amount"))
@@ -55,9 +60,9 @@ def binop_expr(p):
 
 
 def primary(p):
-    t = p.peek()
+    t = p.toks[p.i]
     kind, w = t[0], t[1]
-    loc = p.loc(t)
+    loc = t
     if kind == "(":
         p.next()
         e = expr(p)
@@ -77,7 +82,7 @@ def primary(p):
         return M.RawPayload(base, off, bits, loc=loc)
     if kind != "w":
         raise p.error(f"unexpected {p.describe(t)}, expected an expression")
-    p.next()
+    p.i += 1
     if w in PROTO_WORDS:
         return payload(p, w, loc)
     if w == "meta":
@@ -115,12 +120,12 @@ def primary(p):
 
 def payload(p, proto, loc):
     desc = P.PROTOS[proto]
-    t = p.peek()
+    t = p.toks[p.i]
     if t[0] != "w":
         raise p.error(f"unexpected {p.describe(t)}, expected a {proto} header field")
     field = t[1]
     if proto == "arp" and field in ("saddr", "daddr"):
-        p.next()
+        p.i += 1
         sub = p.word("ether or ip")
         field = f"{field} {sub}"
         if field not in desc.fields:
@@ -129,7 +134,7 @@ def payload(p, proto, loc):
     if field not in desc.fields:
         raise p.error(f"unknown {proto} header field {field!r} (one of "
                       f"{', '.join(desc.fields)})")
-    p.next()
+    p.i += 1
     return M.Payload(proto, field, loc=loc)
 
 

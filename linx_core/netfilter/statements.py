@@ -23,15 +23,20 @@ TIME_UNITS = ("second", "minute", "hour", "day", "week")
 BYTE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 ** 2, "gbytes": 1024 ** 3}
 LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug", "audit")
 LOG_FLAGS = ("tcp sequence", "tcp options", "ip options", "skuid", "ether", "all")
+_RULE_END = frozenset((";", "}", "eof"))
 
 
 def rule(p) -> M.Rule:
-    start = p.peek()
+    toks = p.toks
+    start = toks[p.i]
     stmts = []
     comment = None
-    while not p.end_of_stmt():
-        if p.at_word("comment"):
-            p.next()
+    while True:
+        t = toks[p.i]
+        if t[0] in _RULE_END:
+            break
+        if t[1] == "comment" and t[0] == "w":
+            p.i += 1
             comment = p.string("a quoted comment")
             break
         stmts.append(statement(p))
@@ -44,89 +49,84 @@ def rule(p) -> M.Rule:
         m = TAG_RE.match(comment)
         if m:
             tag, comment = m.group(1), m.group(2)
-    end_item_rule(p)
-    return M.Rule(stmts, comment=comment, tag=tag, loc=p.loc(start))
-
-
-def end_item_rule(p):
-    t = p.peek()
-    if t[0] not in (";", "}", "eof"):
+    t = toks[p.i]
+    if t[0] not in _RULE_END:
         raise p.error(f"unexpected {p.describe(t)}, expected end of rule")
+    return M.Rule(stmts, comment=comment, tag=tag, loc=start)
 
 
 def statement(p):
-    t = p.peek()
+    toks = p.toks
+    t = toks[p.i]
     kind, w = t[0], t[1]
-    loc = p.loc(t)
     if kind == "w":
         if w in VERDICTS:
-            return verdict_or_queue(p, loc)
+            return verdict_or_queue(p, t)
         handler = _STMTS.get(w)
         if handler is not None:
-            return handler(p, loc)
+            return handler(p, t)
         if w in E.UNSUPPORTED:
             raise p.error(f"{E.UNSUPPORTED[w]}: not supported by linx")
-        if w in ("add", "update", "delete") and p.peek(1)[0] == "@":
-            return set_stmt(p, loc)
-        if w == "tcp" and p.peek(1)[0] == "w" and p.peek(1)[1] in ("option",
-                                                                       "options"):
+        if w in ("add", "update", "delete") and toks[p.i + 1][0] == "@":
+            return set_stmt(p, t)
+        if w == "tcp" and toks[p.i + 1][0] == "w" and toks[p.i + 1][1] in ("option",
+                                                                           "options"):
             raise p.error("tcp option: not supported by linx")
-    if kind not in ("w", "@", "$") and kind != "(":
+    elif kind not in ("@", "$", "("):
         raise p.error(f"unexpected {p.describe(t)}, expected a statement")
     left = E.expr(p)
-    if p.at_word("set"):
-        return set_value_stmt(p, left, loc)
-    if p.at_word("vmap"):
-        p.next()
-        mapping = V.mapping(p, E.type_of(p, left), "verdict")
-        return M.Vmap(left, mapping, loc=loc)
-    return relational(p, left, loc)
+    nt = toks[p.i]
+    if nt[0] == "w":
+        if nt[1] == "set":
+            return set_value_stmt(p, left, t)
+        if nt[1] == "vmap":
+            p.i += 1
+            mapping = V.mapping(p, E.type_of(p, left), "verdict")
+            return M.Vmap(left, mapping, loc=t)
+    return relational(p, left, t)
 
 
 def verdict_or_queue(p, loc):
-    w = p.peek()[1]
-    if w == "queue":
+    if p.toks[p.i][1] == "queue":
         return queue_stmt(p, loc)
     return M.VerdictStmt(verdict(p), loc=loc)
 
 
 def verdict(p) -> M.Verdict:
-    t = p.peek()
+    t = p.toks[p.i]
     w = p.word("a verdict")
-    loc = p.loc(t)
-    if w in ("jump", "goto"):
-        return M.Verdict(w, p.name("a chain name"), loc=loc)
     if w in ("accept", "drop", "continue", "return"):
-        return M.Verdict(w, loc=loc)
+        return M.Verdict(w, loc=t)
+    if w in ("jump", "goto"):
+        return M.Verdict(w, p.name("a chain name"), loc=t)
     if w == "queue":
-        return M.Verdict("queue", loc=loc)
+        return M.Verdict("queue", loc=t)
     raise p.error(f"unexpected '{w}', expected a verdict (accept, drop, continue, "
                   "return, jump CHAIN, goto CHAIN)", t)
 
 
 def relational(p, left, loc):
-    t = p.peek()
+    t = p.toks[p.i]
     op = ""
     if (t[0] in OPS and t[0] != "w") or (t[0] == "w" and t[1] in OPS):
         op = OPS[t[1]]
-        p.next()
+        p.i += 1
     typ = E.type_of(p, left)
     if isinstance(left, M.Fib) and left.result == "oif" and p.at_word("exists",
-                                                                          "missing"):
+                                                                      "missing"):
         left = M.Fib(left.flags + ("present",) if "present" not in left.flags
                      else left.flags, left.result, loc=left.loc)
         typ = T.BOOLEAN
     right = V.rhs(p, typ, op)
-    if isinstance(typ, T.Type) and typ.kind == "bitmask" and p.at("/"):
+    bitmask = isinstance(typ, T.Type) and typ.kind == "bitmask"
+    if bitmask and p.toks[p.i][0] == "/":
         # `tcp flags syn / syn,ack`: the value under a mask.
-        p.next()
+        p.i += 1
         mask = V.value_or_flags(p, typ)
         left = M.Binop("&", left, mask, loc=left.loc)
         op = op or "=="
     if op == "==" and not isinstance(left, M.Binop) and not (
-            isinstance(right, M.Flags) or (isinstance(right, M.Value)
-                                          and isinstance(typ, T.Type)
-                                          and typ.kind == "bitmask")):
+            isinstance(right, M.Flags) or (bitmask and isinstance(right, M.Value))):
         op = ""
     if op == "" and isinstance(left, M.Binop):
         op = "=="
@@ -204,13 +204,14 @@ def set_stmt(p, loc):
 
 
 def counter_stmt(p, loc):
-    p.next()
-    if p.at_word("name"):
-        p.next()
+    p.i += 1
+    t = p.toks[p.i]
+    if t[0] == "w" and t[1] == "name":
+        p.i += 1
         return M.Objref("counter", name_or_map(p, "counter"), loc=loc)
     packets = nbytes = None
-    if p.at_word("packets"):
-        p.next()
+    if t[0] == "w" and t[1] == "packets":
+        p.i += 1
         packets = p.number()
         p.expect("bytes", "'bytes'")
         nbytes = p.number()

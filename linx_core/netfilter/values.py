@@ -9,14 +9,16 @@ from . import statements as S
 from . import types as T
 from .location import NftError
 
+_ELEM_OPTIONS = frozenset(("timeout", "expires", "comment", "counter", "limit", "quota"))
+
 
 def rhs(p, typ, op=""):
-    t = p.peek()
+    t = p.toks[p.i]
     if t[0] == "{":
         return set_literal(p, typ, None)
     if t[0] == "@":
-        p.next()
-        return M.SetRef(t[1], loc=p.loc(t))
+        p.i += 1
+        return M.SetRef(t[1], loc=t)
     if isinstance(typ, tuple):
         return concat_value(p, typ)
     if typ.kind == "bitmask" and op in ("", "==", "!="):
@@ -61,16 +63,17 @@ def value_or_flags(p, typ, allow_range=False, paren=False):
 def single(p, typ, allow_range=False, allow_prefix=True):
     """One value of `typ`, a prefix `addr/len` or a range `lo-hi`."""
     v = atom(p, typ)
-    if allow_prefix and p.at("/") and typ.name in T.PREFIX_TYPES:
-        p.next()
+    k = p.toks[p.i][0]
+    if k == "/" and allow_prefix and typ.name in T.PREFIX_TYPES:
+        p.i += 1
         plen = p.number("a prefix length")
         if plen > typ.bits:
             raise p.error(f"prefix length {plen} is longer than {typ.bits} bits",
                           p.peek(-1))
         mask = ((1 << plen) - 1) << (typ.bits - plen) if plen else 0
         return M.Prefix(M.Value(typ, v.v & mask, loc=v.loc), plen, loc=v.loc)
-    if allow_range and p.at("-"):
-        p.next()
+    if k == "-" and allow_range:
+        p.i += 1
         hi = atom(p, typ)
         if isinstance(v.v, int) and v.v > hi.v:
             raise NftError(v.loc, "range is empty: the first value is bigger than the "
@@ -80,42 +83,41 @@ def single(p, typ, allow_range=False, allow_prefix=True):
 
 
 def atom(p, typ) -> M.Value:
-    t = p.peek()
+    t = p.toks[p.i]
     kind, text = t[0], t[1]
-    loc = p.loc(t)
     if typ is None:
         raise p.error("cannot tell the type of this value here")
     if isinstance(typ, tuple):
         raise p.error("a concatenation needs '.' separated values")
-    if typ.kind == "verdict":
-        return M.Value(T.VERDICT, S.verdict(p), loc=loc)
+    tkind = typ.kind
+    if tkind == "verdict":
+        return M.Value(T.VERDICT, S.verdict(p), loc=t)
     try:
-        if kind == "n" and typ.kind == "classid" and p.peek(1)[0] == ":":
-            p.next()
-            p.next()
-            minor = p.next()
-            return M.Value(typ, typ.parse(f"{text}:{minor[1]}"), loc=loc)
         if kind == "n":
-            p.next()
-            if typ.kind in ("str", "ifindex"):
-                return M.Value(typ, str(text), loc=loc)
-            if typ.kind == "time":
-                return M.Value(typ, text * 1000, loc=loc)
-            return M.Value(typ, typ.check_int(text), loc=loc)
-        if kind in ("w", "q"):
-            p.next()
-            if kind == "w" and typ.kind not in ("str", "ifindex") and text[:1].isdigit() \
-                    and typ.kind not in ("ipv4", "ipv6", "ether", "time") \
+            if tkind == "classid" and p.toks[p.i + 1][0] == ":":
+                p.i += 2
+                minor = p.next()
+                return M.Value(typ, typ.parse(f"{text}:{minor[1]}"), loc=t)
+            p.i += 1
+            if tkind in ("str", "ifindex"):
+                return M.Value(typ, str(text), loc=t)
+            if tkind == "time":
+                return M.Value(typ, text * 1000, loc=t)
+            return M.Value(typ, typ.check_int(text), loc=t)
+        if kind == "w" or kind == "q":
+            p.i += 1
+            if kind == "w" and tkind not in ("str", "ifindex") and text[:1].isdigit() \
+                    and tkind not in ("ipv4", "ipv6", "ether", "time") \
                     and text not in typ.symbols:
                 raise T.BadValue(f"{text!r} is not a {typ.desc}")
-            return M.Value(typ, typ.parse(text), loc=loc)
+            return M.Value(typ, typ.parse(text), loc=t)
         if kind == "a":
-            p.next()
-            if typ.kind != "str":
+            p.i += 1
+            if tkind != "str":
                 raise T.BadValue(f"wildcard {text!r} only matches interface names")
-            return M.Value(typ, text, loc=loc)
+            return M.Value(typ, text, loc=t)
     except T.BadValue as e:
-        raise NftError(loc, str(e), len(str(text))) from None
+        raise NftError(t, str(e), len(str(text))) from None
     raise p.error(f"unexpected {p.describe(t)}, expected a {typ.desc}")
 
 
@@ -124,38 +126,63 @@ def set_literal(p, key_type, data_type):
     t = p.expect("{", "'{'")
     elems = []
     elements_into(p, elems, key_type, data_type)
-    return M.SetLit(tuple(elems), loc=p.loc(t))
+    return M.SetLit(tuple(elems), loc=t)
 
 
 def elements_into(p, elems, key_type, data_type):
+    toks = p.toks
     while True:
-        p.skip_seps()
-        if p.accept("}"):
+        while toks[p.i][0] == ";":
+            p.i += 1
+        k = toks[p.i][0]
+        if k == "}":
+            p.i += 1
             return
-        if p.at("{"):
-            p.next()
+        if k == "{":
+            p.i += 1
             elements_into(p, elems, key_type, data_type)
         else:
             elems.append(element(p, key_type, data_type))
-        p.skip_seps()
-        if not p.accept(","):
-            p.skip_seps()
+        while toks[p.i][0] == ";":
+            p.i += 1
+        if toks[p.i][0] == ",":
+            p.i += 1
+        else:
             p.expect("}", "',' or '}'")
             return
 
 
 def element(p, key_type, data_type):
-    loc = p.loc()
-    t = p.peek()
+    t = p.toks[p.i]
     if t[0] == "a" and t[1] == "*":
-        p.next()
-        key = M.Catchall(loc=loc)
+        p.i += 1
+        key = M.Catchall(loc=t)
     elif isinstance(key_type, tuple):
         key = concat_value(p, key_type)
-    elif key_type is not None and key_type.kind == "bitmask":
-        key = single(p, key_type, allow_range=True)
     else:
         key = single(p, key_type, allow_range=True)
+    nt = p.toks[p.i]
+    if nt[0] == "w" and nt[1] in _ELEM_OPTIONS:
+        key = element_options(p, key, t)
+    if data_type is not None:
+        p.expect(":", "':' and the mapped value")
+        if data_type == "verdict" or (isinstance(data_type, T.Type)
+                                      and data_type.kind == "verdict"):
+            data = S.verdict(p)
+        elif isinstance(data_type, str) and data_type in ("counter", "quota", "limit",
+                                                          "ct helper", "ct timeout",
+                                                          "ct expectation", "synproxy"):
+            data = M.Value(T.STRING, p.string("an object name"), loc=p.loc())
+        elif isinstance(data_type, tuple):
+            data = concat_value(p, data_type)
+        else:
+            data = single(p, data_type, allow_range=True)
+        return M.Mapping(key, data, loc=t)
+    return key
+
+
+def element_options(p, key, loc):
+    """`KEY timeout 10s expires 5s comment "x" counter ...`: an Elem around the key."""
     timeout = expires = comment = None
     stmts = []
     while True:
@@ -176,23 +203,7 @@ def element(p, key_type, data_type):
             stmts.append(S.quota_stmt(p, p.loc()))
         else:
             break
-    if timeout is not None or expires is not None or comment is not None or stmts:
-        key = M.Elem(key, timeout, expires, comment, tuple(stmts), loc=loc)
-    if data_type is not None:
-        p.expect(":", "':' and the mapped value")
-        if data_type == "verdict" or (isinstance(data_type, T.Type)
-                                      and data_type.kind == "verdict"):
-            data = S.verdict(p)
-        elif isinstance(data_type, str) and data_type in ("counter", "quota", "limit",
-                                                          "ct helper", "ct timeout",
-                                                          "ct expectation", "synproxy"):
-            data = M.Value(T.STRING, p.string("an object name"), loc=p.loc())
-        elif isinstance(data_type, tuple):
-            data = concat_value(p, data_type)
-        else:
-            data = single(p, data_type, allow_range=True)
-        return M.Mapping(key, data, loc=loc)
-    return key
+    return M.Elem(key, timeout, expires, comment, tuple(stmts), loc=loc)
 
 
 def time_value(p) -> int:
