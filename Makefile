@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 APT_PACKAGES := gcc make python3-venv python3-dev iproute2 nftables libcap2-bin util-linux \
                 procps busybox-static kmod libseccomp-dev seccomp iputils-ping netcat-openbsd \
-                man-db bash-completion zsh fish strace
+                man-db bash-completion zsh fish strace runc crun
 
-.PHONY: demo test test-vm vm-apt setup apt venv docs install-docs clean
+.PHONY: demo test test-vm bench-vm vm-apt setup apt venv docs install-docs clean
 
 setup: apt venv install-docs
 
@@ -55,6 +55,10 @@ vm-apt:
 
 test-vm: setup vm-apt
 	$(VENV)/bin/python tests/vm/run.py
+
+# make bench-vm: bench/spec.py (linx vs runc and crun) in the same VM, on whole cgroup v2.
+bench-vm: setup vm-apt
+	$(VENV)/bin/python tests/vm/run.py --bench bench/spec.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info linx_core/_sys*.so linx_core/linx-agent

@@ -1,14 +1,17 @@
 """bench/spec: a whole `linx run --spec` of the headline spec with `true` as the workload
-(user+net+pid+mount+uts+ipc, uid maps, a veth with addresses and a default route, an owner nft
-table, a tmpfs, a sysctl, caps, seccomp), against `crun run` of a bundle with the same
-namespaces and a busybox rootfs, and against linx with only those namespaces, in one run,
-all inside a throwaway network namespace.
+(user+net+pid+mount+uts+ipc, uid maps, a cgroup with limits, a veth with addresses and a
+default route, an owner nft table, a tmpfs, a sysctl, caps, seccomp), against linx with only
+the namespaces and cgroup, against `runc run` and `crun run` of a busybox bundle with the same
+namespaces and a cgroup with the same limits, and against unshare: in one run, all inside a
+throwaway network namespace.
 
-crun runs with --cgroup-manager=disabled and the spec's cgroup is left out of the linx run:
-on this hybrid host crun and runc would put the container into the v1 hierarchies, which
-nothing here may touch. runc has no way to skip cgroups, so it is not run.
+runc and crun run only on a machine whose cgroups are v2 alone, mounted at /sys/fs/cgroup with
+cpu, memory and pids delegated: the VM (`python tests/vm/run.py --bench bench/spec.py`, or
+`make bench-vm`). On a hybrid host they would put containers into the v1 hierarchies, which
+nothing here may touch, so they are not run at all, and the spec's cgroup is left out of the
+linx runs (cgroup v2 there has no memory, pids or cpu controller).
 
-    .venv/bin/python bench/spec.py [N]
+    .venv/bin/python bench/spec.py [N]     N samples each (default 30; 3 in the VM)
 """
 import json
 import os
@@ -19,67 +22,169 @@ import sys
 import tempfile
 import time
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+IN_VM = bool(os.environ.get("LINX_VM"))
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 3 if IN_VM else 30
 HERE = os.path.dirname(os.path.abspath(__file__))
 LINX = os.path.join(os.path.dirname(sys.executable), "linx")
 NS = f"linx-bench-{os.getpid()}"
+CGROOT = "/sys/fs/cgroup"
+PARENT = f"linx-bench-{os.getpid()}"
+# the same limits for every tool: linx's spec keys and flags, and the OCI resources
+MEMORY, PIDS, QUOTA, PERIOD = 64 << 20, 64, 50_000, 100_000
+NAMESPACES = ("user", "net", "pid", "mount", "uts", "ipc")
+OCI_NAMESPACES = ("user", "network", "pid", "mount", "uts", "ipc")
 
 
-def timed(argv, n) -> float:
+def timed(label: str, argv: list[str], n: int) -> tuple[float, float]:
+    """(best, median) wall time of n runs after one warm-up run, printed as they come."""
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     samples = []
     for _ in range(n):
         t = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
+    best, median = min(samples), statistics.median(samples)
+    print(f"{label:44} best {best * 1e3:7.1f} ms   median {median * 1e3:7.1f} ms", flush=True)
+    return best, median
+
+
+def runtimes_refused() -> str | None:
+    """Why runc and crun may not run here; None on a pure cgroup v2 machine."""
+    v1, v2 = [], []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            kind = right.split(" ", 1)[0]
+            (v1 if kind == "cgroup" else v2 if kind == "cgroup2" else []).append(left.split(" ")[4])
+    if v1:
+        return (f"this host mounts cgroup v1 hierarchies ({', '.join(v1[:3])}, ...), where runc and crun "
+                "would put their containers; run it in the VM: python tests/vm/run.py --bench bench/spec.py")
+    if CGROOT not in v2:
+        return f"cgroup2 is not mounted at {CGROOT}"
+    with open(os.path.join(CGROOT, "cgroup.subtree_control")) as f:
+        missing = {"cpu", "memory", "pids"} - set(f.read().split())
+    if missing:
+        return f"{CGROOT} does not delegate {', '.join(sorted(missing))}"
+    return None
+
+
+def headline(work: str, cgroup: str | None, nft: bool = True) -> str:
+    """examples/web.toml with its cgroup section replaced by `cgroup` (TOML text, or nothing),
+    and without its nft section unless `nft`."""
+    with open(os.path.join(HERE, "..", "examples", "web.toml")) as f:
+        text = f.read()
+    start, end = text.index("[cgroup]"), text.index("[net]")
+    text = text[:start] + (cgroup or "") + text[end:]
+    if not nft:
+        text = text[:text.index("[nft]")] + text[text.index("[[mounts]]"):]
+    path = os.path.join(work, "headline.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def nft_refused(argv: list[str]) -> str | None:
+    """linx's refusal of the spec's nft step, when this kernel refuses it (a 6.1 kernel has no
+    NFT_MSG_DESTROYTABLE, which linx's nft push sends); any other failure is raised."""
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode == 0:
+        return None
+    if r.returncode == 125 and 'checkpoint step "nft"' in r.stderr:
+        return r.stderr.strip()
+    raise subprocess.CalledProcessError(r.returncode, argv, stderr=r.stderr)
+
+
+def bundle(work: str, runtime: str) -> str:
+    """An OCI bundle (busybox rootfs; `RUNTIME spec`'s defaults) running true with the
+    headline's namespaces and root mapped to root, in PARENT/RUNTIME with the same limits."""
+    path = os.path.join(work, runtime)
+    rootfs = os.path.join(path, "rootfs")
+    os.makedirs(path)
+    subprocess.run(["sh", os.path.join(HERE, "..", "examples", "mkrootfs.sh"), rootfs], check=True)
+    os.symlink("busybox", os.path.join(rootfs, "bin", "true"))
+    subprocess.run([runtime, "spec"], cwd=path, check=True)
+    with open(os.path.join(path, "config.json")) as f:
+        config = json.load(f)
+    config["process"].update(args=["/bin/true"], terminal=False)
+    linux = config["linux"]
+    linux["namespaces"] = [{"type": t} for t in OCI_NAMESPACES]
+    linux["uidMappings"] = linux["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    for mount in config["mounts"]:         # gid 5 (tty) is not mapped: devpts would refuse it
+        mount["options"] = [o for o in mount.get("options", []) if o != "gid=5"]
+    linux["cgroupsPath"] = f"/{PARENT}/{runtime}"
+    linux["resources"] = {"memory": {"limit": MEMORY}, "pids": {"limit": PIDS},
+                          "cpu": {"quota": QUOTA, "period": PERIOD}}
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    return path
+
+
+def remove_cgroup(path: str) -> None:
+    """rmdir PATH bottom-up (every tool removes its own; this is for a run that failed)."""
+    for dirpath, _, _ in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
+        try:
+            os.rmdir(dirpath)
+        except OSError as e:
+            print(f"bench: cannot remove {dirpath}: {e}", file=sys.stderr)
 
 
 def main():
+    refused = runtimes_refused()
+    if IN_VM:
+        print("In a VM under software emulation (qemu TCG), where everything runs 35-100x slower than "
+              "on the host: the absolute times are not the host's; the ratios in this one run are "
+              "the measure.", flush=True)
+    print(f"{N} samples each (after one warm-up), inside a throwaway network namespace", flush=True)
     work = tempfile.mkdtemp()
     subprocess.run(["ip", "netns", "add", NS], check=True)
+    cgroup = None
+    if refused is None:
+        cgroup = os.path.join(CGROOT, PARENT)
+        os.mkdir(cgroup)
     try:
-        web = os.path.join(HERE, "..", "examples", "web.toml")
-        spec = os.path.join(work, "headline.toml")
-        with open(web) as f:
-            text = f.read()
-        start, end = text.index("[cgroup]"), text.index("[[net.links]]")
-        with open(spec, "w") as f:
-            f.write(text[:start] + text[end:])
-        bundle = os.path.join(work, "bundle")
-        os.makedirs(bundle)
-        subprocess.run(["sh", os.path.join(HERE, "..", "examples", "mkrootfs.sh"),
-                        os.path.join(bundle, "rootfs")], check=True)
-        subprocess.run(["crun", "spec"], cwd=bundle, check=True)
-        with open(os.path.join(bundle, "config.json")) as f:
-            config = json.load(f)
-        config["process"]["args"] = ["/bin/sh", "-c", "true"]
-        config["process"]["terminal"] = False
-        config["linux"]["namespaces"] = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "user")]
-        config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
-        config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
-        with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(config, f)
         net = ["nsenter", f"--net=/run/netns/{NS}"]
-        linx_full = timed(net + [LINX, "run", "--spec", spec, "--", "true"], N)
-        linx_ns = timed(net + [LINX, "run", "--ns", "user,net,pid,mount,uts,ipc", "--map-root-user",
-                               "--", "true"], N)
-        unshare = timed(["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount",
-                         "--uts", "--ipc", "true"], N)
-        print(f"linx run --spec headline (every step): {linx_full * 1e3:.0f} ms")
-        print(f"linx run, the same namespaces + maps:  {linx_ns * 1e3:.0f} ms")
-        print(f"unshare, the same namespaces + maps:   {unshare * 1e3:.1f} ms")
-        probe = subprocess.run(net + ["crun", "--cgroup-manager=disabled", "run", "--bundle", bundle,
-                                      f"bench-{os.getpid()}"], capture_output=True, text=True)
-        if probe.returncode:
-            print(f"crun cannot run here: {probe.stderr.strip()} (runc would use the v1 hierarchies)")
+        ns_flags = ["--ns", ",".join(NAMESPACES), "--map-root-user"]
+        if cgroup:
+            with open(os.path.join(cgroup, "cgroup.subtree_control"), "w") as f:
+                f.write("+cpu +memory +pids")
+            section = (f'[cgroup]\npath = "{PARENT}/linx"\nmemory_max = {MEMORY}\npids_max = {PIDS}\n'
+                       f'cpu_max = "{QUOTA} {PERIOD}"\n\n')
+            ns_flags += ["--cgroup", f"{PARENT}/linx-ns", "--memory-max", str(MEMORY),
+                         "--pids-max", str(PIDS), "--cpu-max", f"{QUOTA} {PERIOD}"]
+            what = "namespaces + cgroup"
         else:
-            crun = timed(net + ["crun", "--cgroup-manager=disabled", "run", "--bundle", bundle,
-                                f"bench-{os.getpid()}"], N)
-            print(f"crun run, the same namespaces + maps:  {crun * 1e3:.0f} ms; "
-                  f"ratio full spec / crun {linx_full / crun:.2f}x")
+            section = None
+            what = "namespaces (no cgroup)"
+        spec = headline(work, section)
+        full = net + [LINX, "run", "--spec", spec, "--", "true"]
+        label = f"linx run --spec headline{'' if cgroup else ' (no cgroup)'}"
+        refusal = nft_refused(full)
+        if refusal:
+            print(f"This kernel refuses the spec's nft step ({refusal}): the headline runs without "
+                  "its [nft] section here.", flush=True)
+            headline(work, section, nft=False)
+            label += " (no nft)"
+        linx_full = timed(label, full, N)
+        linx_ns = timed(f"linx run, {what}", net + [LINX, "run", *ns_flags, "--", "true"], N)
+        timed("unshare, the same namespaces + maps",
+              ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount",
+               "--uts", "--ipc", "true"], N)
+        if refused:
+            print(f"runc, crun: not run: {refused}")
+            return
+        for runtime in ("runc", "crun"):
+            path = bundle(work, runtime)
+            state = os.path.join(work, f"{runtime}-state")
+            argv = [runtime, "--root", state]
+            if runtime == "crun":
+                argv.append("--cgroup-manager=cgroupfs")
+            other = timed(f"{runtime} run, {what}", net + argv + ["run", "--bundle", path, f"bench-{runtime}"], N)
+            for name, (best, median) in (("full spec", linx_full), (what, linx_ns)):
+                print(f"  linx {name} / {runtime}: best {best / other[0]:.2f}x, median {median / other[1]:.2f}x")
     finally:
         subprocess.run(["ip", "netns", "del", NS])
+        if cgroup:
+            remove_cgroup(cgroup)
         shutil.rmtree(work)
 
 

@@ -15,6 +15,11 @@ The JUnit XML comes back through the shared directory (tests/vm/.cache/run/junit
                                       what the group needs, in the VM when it does not, and
                                       skip with the reason only when qemu cannot run here
     ... -- -k memory                  extra arguments for pytest
+    python tests/vm/run.py --bench bench/spec.py [-- ARGS]
+                                      boot the same VM and run that script (the linx venv's
+                                      python, as root, $LINX_VM set) instead of the group;
+                                      its output comes back on the console and in
+                                      tests/vm/.cache/run/bench.txt (what `make bench-vm` does)
 
 Environment: LINX_VM_KERNEL=/path/boot/vmlinuz-X boots that kernel (modules are looked up in
 /path/lib/modules/X); LINX_VM_KVM=1 uses KVM (here a nested hypervisor cannot run a stock
@@ -184,11 +189,12 @@ def compile_ahead() -> None:
                    cwd=REPO, stdout=subprocess.DEVNULL, check=False)
 
 
-def boot(vmlinuz: str, share: str, pytest_args: list[str], timeout: float) -> int:
-    """One boot: guest.sh runs the group and leaves junit.xml in `share`. The VM gets its own
-    process group, so a timeout stops vng and qemu together."""
+def boot(vmlinuz: str, share: str, guest_args: list[str], timeout: float) -> int:
+    """One boot: guest.sh runs the group and leaves junit.xml in `share` (or, given --bench
+    SCRIPT, runs that and leaves bench.txt and bench.status). The VM gets its own process
+    group, so a timeout stops vng and qemu together."""
     bindir = vng()
-    guest = " ".join(map(shlex.quote, ["sh", os.path.join(HERE, "guest.sh"), share, *pytest_args]))
+    guest = " ".join(map(shlex.quote, ["sh", os.path.join(HERE, "guest.sh"), share, *guest_args]))
     argv = [os.path.join(bindir, "vng"), "--cpus", "2", "--memory", "1G", "--user", "root",
             f"--rwdir={share}", "--run", vmlinuz, "--exec", guest]
     if os.environ.get("LINX_VM_KVM") != "1":
@@ -244,16 +250,31 @@ def results(junit: str) -> dict | None:
     return {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
 
 
+def bench_status(share: str, status: int, elapsed: float) -> int:
+    """The --bench script's exit status, which guest.sh leaves in bench.status."""
+    try:
+        with open(os.path.join(share, "bench.status")) as f:
+            code = int(f.read())
+    except (OSError, ValueError):
+        say(f"FAILED: the bench script did not finish in the VM (exit status {status}) after {elapsed:.0f}s")
+        return 1
+    say(f"{'bench done' if code == 0 else f'FAILED: the bench script exited {code}'}; wall time "
+        f"{elapsed:.0f}s; its output is in {os.path.relpath(os.path.join(share, 'bench.txt'), REPO)}")
+    return 0 if code == 0 else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--auto", action="store_true",
                         help="on this host when it has what the group needs; else in the VM; "
                              "skipped with the reason only when qemu cannot run")
-    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    parser.add_argument("--bench", metavar="SCRIPT",
+                        help="run this script in the VM instead of the group (bench/spec.py)")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest, or to the --bench script (after --)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        if args.auto:
+        if args.auto and not args.bench:
             lacks = host_lacks()
             if not lacks:
                 say("this host has what the VM group needs; running it here")
@@ -269,15 +290,20 @@ def main(argv=None) -> int:
         timeout = float(os.environ.get("LINX_VM_TIMEOUT", 900))
         compile_ahead()
         say(f"booting {os.path.relpath(vmlinuz, REPO) if vmlinuz.startswith(REPO) else vmlinuz}")
-        status = boot(vmlinuz, share, args.pytest_args, timeout)
+        guest_args = args.pytest_args
+        if args.bench:
+            guest_args = ["--bench", os.path.abspath(args.bench), *guest_args]
+        status = boot(vmlinuz, share, guest_args, timeout)
     except Skip as e:
         say(f"SKIPPED the VM group: {e}")
         return 0
     except Failed as e:
         say(f"FAILED: {e}")
         return 1
-    counts = results(os.path.join(share, "junit.xml"))
     elapsed = time.monotonic() - started
+    if args.bench:
+        return bench_status(share, status, elapsed)
+    counts = results(os.path.join(share, "junit.xml"))
     if counts is None:
         say(f"FAILED: no results came back from the VM (exit status {status}) after {elapsed:.0f}s")
         return 1
