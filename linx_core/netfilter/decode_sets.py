@@ -111,7 +111,13 @@ def elements(ks: KSet) -> list:
         if start is not None:
             out.append(_interval(ks, typ, start[0], top, start[1]))
         return out
+    one = key[0] if len(key) == 1 else None
+    plain = one is not None and ks.data is None and ks.objtype is None and \
+        one.kind not in ("str", "ifindex")
     for e in raw:
+        if plain and len(e) == 1 and "key" in e:    # a key and nothing else: most of a big set
+            out.append(M.Value(one, int.from_bytes(e["key"][:one.size], one.order)))
+            continue
         if e.get("flags", 0) & ELEM_CATCHALL:
             k = M.Catchall()
         elif len(key) > 1:

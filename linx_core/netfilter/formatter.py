@@ -146,18 +146,29 @@ def fmt_elements(elems, key_type, named=False, family="inet") -> str:
         per_line = 5
     elif key_type is not None and key_type.name in _PAIRS:
         per_line = 2
-    out = []
-    count = 0
-    for e in sorted(elems, key=elem_sort_key):
-        if out:
-            if per_line and count >= per_line:
-                out.append(wrap)
-                count = 0
-            else:
-                out.append(", ")
-        out.append(fmt_elem(e, family))
-        count += 1
-    return "{ " + "".join(out) + " }"
+    texts = _plain_texts(elems)
+    if texts is None:
+        texts = [fmt_elem(e, family) for e in sorted(elems, key=elem_sort_key)]
+    if per_line:
+        return "{ " + wrap.join([", ".join(texts[i:i + per_line])
+                                 for i in range(0, len(texts), per_line)]) + " }"
+    return "{ " + ", ".join(texts) + " }"
+
+
+def _plain_texts(elems):
+    """The texts, in order, of elements that are all integer values of one type (a big
+    set of addresses or ports), sorted by value as elem_sort_key would and formatted as
+    fmt_expr would, without their calls per element; None for any other elements."""
+    if not elems or type(elems[0]) is not M.Value:
+        return None
+    t, value = elems[0].type, M.Value
+    if t.kind == "verdict":
+        return None
+    for e in elems:
+        if type(e) is not value or e.type is not t or type(e.v) is not int:
+            return None
+    fmt = t.format
+    return [fmt(v) for v in sorted([e.v for e in elems])]
 
 
 def fmt_elem(e, family="inet") -> str:

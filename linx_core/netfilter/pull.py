@@ -41,7 +41,8 @@ def pull(target=None, table: tuple | None = None) -> M.Ruleset:
                 continue
             found = []
             for _, m in _dump(sock, "getsetelem", FAMILIES[fam],
-                              {"table": s["table"], "set": s["name"]}):
+                              {"table": s["table"], "set": s["name"]},
+                              decode=wire.decode_setelems):
                 found.extend(m.get("elements", []))
             elems[(fam, s["table"], s["name"])] = found
     with bulk():
