@@ -10,6 +10,7 @@ from . import decode_sets as S
 from . import decode_stmts as X
 from . import decode_values as V
 from . import model as M
+from . import nf_tables as N
 from . import proto as P
 from . import types as T
 
@@ -190,7 +191,7 @@ class RuleDecoder:
         self.add_match(M.Match(left, "!=" if d.get("flags", 0) & 1 else "", mapping))
 
     def mapping_of(self, ks: S.KSet):
-        if ks.anonymous and not (ks.flags & S.SET_EVAL):
+        if ks.anonymous and not (ks.flags & N.SET_EVAL):
             return M.SetLit(tuple(S.elements(ks)))
         return M.SetRef(ks.name)
 

@@ -6,11 +6,9 @@ src/segtree.c). Anonymous sets become the literals of the rules that look them u
 from . import decode_values as V
 from . import model as M
 from . import types as T
-from .compiler import DATA_VERDICT, ELEM_CATCHALL, ELEM_INTERVAL_END
-
-# enum nft_set_flags
-SET_ANONYMOUS, SET_CONSTANT, SET_INTERVAL, SET_MAP = 0x1, 0x2, 0x4, 0x8
-SET_TIMEOUT, SET_EVAL, SET_OBJECT, SET_CONCAT = 0x10, 0x20, 0x40, 0x80
+from .nf_tables import (DATA_VERDICT, ELEM_CATCHALL, ELEM_INTERVAL_END, SET_ANONYMOUS,
+                        SET_CONSTANT, SET_EVAL, SET_INTERVAL, SET_MAP, SET_OBJECT,
+                        SET_TIMEOUT)
 
 
 class KSet:

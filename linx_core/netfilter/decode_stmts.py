@@ -4,14 +4,13 @@ masq, redir, notrack, queue, flow_offload, synproxy, tproxy, objref, dynset). Ea
 the rule decoder (its registers and statements so far) and the expression's attributes.
 """
 from . import decode_context as C
-from . import decode_sets as S
 from . import decode_values as V
 from . import model as M
+from . import nf_tables as N
 from . import proto as P
 from . import types as T
 
-LOG_LEVELS = {0: "emerg", 1: "alert", 2: "crit", 3: "err", 4: "warn", 5: "notice",
-              6: "info", 7: "debug", 8: "audit"}
+LOG_LEVELS = {v: k for k, v in N.LOG_LEVELS.items()}
 
 
 def counter(dec, d):
@@ -179,7 +178,7 @@ def dynset(dec, d):
     key = dec.concat_or_single(d["sreg_key"], ks)
     inner = [d["expr"]] if "expr" in d else d.get("expressions", [])
     stmts = tuple(V.stateful(x) for x in inner)
-    if ks.anonymous and ks.flags & S.SET_EVAL:        # a meter
+    if ks.anonymous and ks.flags & N.SET_EVAL:        # a meter
         size = (ks.a.get("desc") or {}).get("size")
         dec.stmts.append(M.Meter(ks.name, key, stmts[0] if stmts else None,
                                  d.get("timeout"), size))

@@ -5,13 +5,12 @@ and the stateful expressions (counter, limit, quota) that rules and set elements
 """
 from ..netlink.errors import MalformedMessage
 from . import model as M
+from . import nf_tables as N
 from . import types as T
 from .listing import VERDICTS
 
-UNITS = {1: "second", 60: "minute", 3600: "hour", 86400: "day", 604800: "week"}
-# NFT_OBJECT_* ids
-OBJ_KINDS = {1: "counter", 2: "quota", 3: "ct helper", 4: "limit", 7: "ct timeout",
-             9: "ct expectation", 10: "synproxy"}
+UNITS = {v: k for k, v in N.UNIT_SECONDS.items()}
+OBJ_KINDS = {v: k for k, v in N.OBJ_TYPES.items()}
 
 
 class DecodeError(MalformedMessage):
