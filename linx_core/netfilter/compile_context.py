@@ -120,21 +120,30 @@ def icmp_dep(c, e: M.Payload):
         c.icmp_type = need
 
 
+_DEPS: dict = {}
+
+
 def add_dep(c, lower, upper, e):
-    ldesc = P.PROTOS[lower]
-    num = ldesc.links.get(upper)
-    if num is None:
-        raise NftError(e.loc, f"conflicting protocols specified: {lower} vs. {upper}")
-    key = ldesc.key
-    if key.startswith("meta "):
-        mkey = key[5:]
-        left = M.Meta(mkey)
-        typ = P.META[mkey][1]
-    else:
-        left = M.Payload(lower if lower != "netdev" else "ether", key)
-        typ = ldesc.fields[key][2]
-    dep_match(c, left, typ, num)
-    c.ctx[P.PROTOS[upper].base] = upper
+    """`meta l4proto tcp` before `tcp dport`: the match that says protocol `upper` sits
+    above `lower`. One Match value per (lower, upper), shared by the rules that need it."""
+    dep = _DEPS.get((lower, upper))
+    if dep is None:
+        ldesc = P.PROTOS[lower]
+        num = ldesc.links.get(upper)
+        if num is None:
+            raise NftError(e.loc, f"conflicting protocols specified: {lower} vs. {upper}")
+        key = ldesc.key
+        if key.startswith("meta "):
+            mkey = key[5:]
+            left = M.Meta(mkey)
+            typ = P.META[mkey][1]
+        else:
+            left = M.Payload(lower if lower != "netdev" else "ether", key)
+            typ = ldesc.fields[key][2]
+        dep = _DEPS[(lower, upper)] = (M.Match(left, "", M.Value(typ, num)),
+                                       P.PROTOS[upper].base)
+    c.pre.append(dep[0])
+    c.ctx[dep[1]] = upper
 
 
 def dep_match(c, left, typ, value):

@@ -13,8 +13,74 @@ from . import types as T
 from .nf_tables import CMP_OPS, put_reg
 
 
+_ORDERED = frozenset(("<", ">", "<=", ">="))
+_LOADS: dict = {}
+_CMPS: dict = {}
+
+
+def _field_load(left, sreg):
+    """The expressions that load header field or meta key `left` into slot `sreg`, built
+    once per (field, slot) and shared by every rule that loads it, and how a constant
+    compared with it is laid out: (expressions, type, constant length or None, bit
+    shift). Expressions are values: nothing changes one once emitted, so rules share
+    them (as they share the cmp of `meta l4proto tcp`), and the encoder encodes each
+    shared one once."""
+    if type(left) is M.Meta:
+        key = ("meta", left.key, sreg)
+        hit = _LOADS.get(key)
+        if hit is None:
+            mkey, typ = P.META[left.key][:2]
+            hit = _LOADS[key] = (({"name": "meta", "data": {"dreg": put_reg(sreg),
+                                                             "key": mkey}},), typ, None, 0)
+        return hit
+    key = (left.proto, left.field, sreg)
+    hit = _LOADS.get(key)
+    if hit is None:
+        exprs_ = []
+        desc = P.PROTOS[left.proto]
+        off, bits, typ = desc.fields[left.field]
+        off += desc.offset
+        start, end = off // 8, (off + bits + 7) // 8
+        r = put_reg(sreg)
+        exprs_.append({"name": "payload", "data": {"dreg": r, "base": desc.base,
+                                                   "offset": start, "len": end - start}})
+        shift = 0
+        if off % 8 or bits % 8:
+            shift = (end - start) * 8 - (off - start * 8) - bits
+            mask = ((1 << bits) - 1) << shift
+            exprs_.append({"name": "bitwise", "data": {
+                "sreg": r, "dreg": r, "op": 0, "len": end - start,
+                "mask": mask.to_bytes(end - start, "big"), "xor": bytes(end - start)}})
+        hit = _LOADS[key] = (tuple(exprs_), typ, end - start, shift)
+    return hit
+
+
 def s_match(c, s: M.Match):
     left, right, op = s.left, s.right, s.op
+    lt = type(left)
+    if type(right) is M.Value and (lt is M.Payload or lt is M.Meta):
+        # the common shape, `tcp dport 22`: a shared load, then one cmp
+        sreg = c.reg_low
+        loads, typ, nbytes, shift = _field_load(left, sreg)
+        v = right.v
+        if not ((op == "" and typ.kind == "bitmask") or
+                (op in _ORDERED and typ.order == T.HOST and typ.size > 1) or
+                (type(v) is str and v.endswith("*") and typ.kind == "str")):
+            if shift:
+                data = (v << shift).to_bytes(nbytes, "big")
+            else:
+                data = exprs.value_bytes(c, right, typ, nbytes)
+            key = (sreg, op, data)
+            cmp = _CMPS.get(key)
+            if cmp is None:
+                cmp = {"name": "cmp", "data": {"sreg": put_reg(sreg), "op": CMP_OPS[op],
+                                               "data": data}}
+                if len(_CMPS) < 100_000:
+                    _CMPS[key] = cmp
+            out = c.exprs
+            out.extend(loads)
+            out.append(cmp)
+            return
     if isinstance(left, _Merged):
         sreg = c.get_reg()
         c.emit("payload", dreg=put_reg(sreg), base=left.base, offset=left.offset // 8,
@@ -160,15 +226,21 @@ class _Merged:
     protocol: bool = False
 
 
+_SPANS: dict = {}
+
+
 def _payload_span(e):
     """(base, bit offset, bit length, is the protocol key) of a payload field."""
     if isinstance(e, _Merged):
         return e.base, e.offset, e.bits, e.protocol
-    desc = P.PROTOS[e.proto]
-    off, bits, _ = desc.fields[e.field]
-    key = desc.key == e.field or (e.proto in ("ip", "ip6") and e.field in ("protocol",
-                                                                           "nexthdr"))
-    return desc.base, off + desc.offset, bits, key
+    span = _SPANS.get((e.proto, e.field))
+    if span is None:
+        desc = P.PROTOS[e.proto]
+        off, bits, _ = desc.fields[e.field]
+        key = desc.key == e.field or (e.proto in ("ip", "ip6") and
+                                      e.field in ("protocol", "nexthdr"))
+        span = _SPANS[(e.proto, e.field)] = (desc.base, off + desc.offset, bits, key)
+    return span
 
 
 def _can_merge(a, b) -> bool:
@@ -184,33 +256,42 @@ def _can_merge(a, b) -> bool:
     return total <= 32 or b1 == P.LL or l1 > 32 or l2 > 32
 
 
+_EQ_NE = frozenset(("", "==", "!="))
+
+
 def reduce(stmts, family):
     """stmt_reduce() of nft's rule.c: drop `meta protocol ip` in an ip table and merge
     equality matches on adjacent payload fields into one load and compare."""
     out = list(stmts)
     run = []
-
-    def flush():
-        if len(run) > 1:
-            _merge(out, run)
-        run.clear()
+    changed = False
     for i, s in enumerate(stmts):
-        if not isinstance(s, M.Match):
-            flush()
+        if type(s) is not M.Match:
+            if len(run) > 1:
+                changed |= _merge(out, run)
+            run = []
             continue
-        if not isinstance(s.right, (M.Value, M.Flags)):
+        if type(s.right) is not M.Value and type(s.right) is not M.Flags:
             continue
-        if isinstance(s.left, M.Payload) and s.op in ("", "==", "!="):
+        lt = type(s.left)
+        if lt is M.Payload and s.op in _EQ_NE:
             run.append(i)
-        elif isinstance(s.left, M.Meta) and s.left.key == "protocol" and s.op in ("", "=="):
+        elif lt is M.Meta and s.left.key == "protocol" and s.op in ("", "=="):
             if (family, s.right.v) in (("ip", 0x0800), ("ip6", 0x86dd)):
                 out[i] = None
-    flush()
-    return [s for s in out if s is not None]
+                changed = True
+    if len(run) > 1:
+        changed |= _merge(out, run)
+    return [s for s in out if s is not None] if changed else out
 
 
-def _merge(out, run):
-    items = sorted(run, key=lambda i: _payload_span(out[i].left)[:2])
+def _merge(out, run) -> bool:
+    """Merge what `run` (indexes of payload matches) can; False when nothing could be:
+    fields merge only within one header base."""
+    spans = {i: _payload_span(out[i].left) for i in run}
+    if len({sp[0] for sp in spans.values()}) == len(run):
+        return False
+    items = sorted(run, key=lambda i: spans[i][:2])
     last = items[0]
     for i in items[1:]:
         a, b = out[last], out[i]
@@ -224,6 +305,7 @@ def _merge(out, run):
         out[keep] = M.Match(merged, a.op, data, loc=a.loc)
         out[drop] = None
         last = keep
+    return True
 
 
 def _field_bytes(m) -> bytes:

@@ -14,9 +14,19 @@ from .nf_tables import (REG_VERDICT, SET_ANONYMOUS, SET_TIMEOUT, SET_EVAL, OBJ_T
                         LOG_FLAG_BITS, UNIT_SECONDS, BYTEORDER, udata, put_reg)
 
 
+_VERDICTS: dict = {}
+_COUNTER = {"name": "counter", "data": {}}
+
+
 def s_verdict(c, s: M.VerdictStmt):
+    """One shared expression per verdict (see compile_match._field_load)."""
     v = s.verdict
-    c.emit("immediate", dreg=REG_VERDICT, data=exprs.verdict_data(c, v))
+    data = exprs.verdict_data(c, v)
+    e = _VERDICTS.get((v.kind, v.chain))
+    if e is None:
+        e = _VERDICTS[(v.kind, v.chain)] = {"name": "immediate",
+                                            "data": {"dreg": REG_VERDICT, "data": data}}
+    c.exprs.append(e)
 
 
 def s_vmap(c, s: M.Vmap):
@@ -59,6 +69,9 @@ def stateful(c, s) -> dict:
 
 
 def s_stateful(c, s):
+    if type(s) is M.Counter and not s.bytes and not s.packets:
+        c.exprs.append(_COUNTER)
+        return
     e = stateful(c, s)
     if e["name"] == "limit" and e["data"]["burst"] == 0:
         del e["data"]["burst"]

@@ -51,6 +51,7 @@ def encode_all(msgs) -> list[tuple[int, int, bytes]]:
 _NLA = struct.Struct("=HH")
 _NESTED = 0x8000
 _EXPR_CACHE: dict = {}
+_BY_ID: dict = {}
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 
 
@@ -68,7 +69,11 @@ def _key(v):
 
 
 def encode_expr(e: dict) -> bytes:
-    """One NFTA_LIST_ELEM holding an expression, from the cache when seen before."""
+    """One NFTA_LIST_ELEM holding an expression, from the cache when seen before: the
+    same object (the compiler shares the expressions rules repeat), or an equal one."""
+    hit = _BY_ID.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
     k = (e["name"], *e["data"].items())
     try:
         b = _EXPR_CACHE.get(k)
@@ -84,6 +89,8 @@ def encode_expr(e: dict) -> bytes:
         b = _nla(1 | _NESTED, _encode_expr(e))
         if len(_EXPR_CACHE) < 100_000:
             _EXPR_CACHE[k] = b
+    if len(_BY_ID) < 100_000:
+        _BY_ID[id(e)] = (e, b)      # holding e: its id is not reused while cached
     return b
 
 
@@ -133,7 +140,12 @@ def encode_rule(msg) -> bytes:
         head = _RULE_HEADS[key] = (nfgenmsg(family_id(msg.family)) +
                                    _nla(1, a["table"].encode() + b"\0") +
                                    _nla(2, a["chain"].encode() + b"\0"))
-    exprs = b"".join([encode_expr(e) for e in a["expressions"]])
+    get = _BY_ID.get
+    parts = []
+    for e in a["expressions"]:
+        hit = get(id(e))
+        parts.append(hit[1] if hit is not None and hit[0] is e else encode_expr(e))
+    exprs = b"".join(parts)
     body = head + _NLA.pack(4 + len(exprs), 4 | _NESTED) + exprs
     if a.get("userdata"):
         body += _nla(7, a["userdata"])
