@@ -5,10 +5,26 @@ the decoder raises kernel expressions back to it, and the formatter prints it.
 
 Every node may carry a `loc` (where it was written); locations never take part in equality,
 so parse(format(x)) == x and a pulled ruleset equals the one that was pushed.
+
+Nodes are dataclasses (slots, eq, repr), built at the end of the module by _build().
 """
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from operator import attrgetter
 
 from . import types as T
+
+_NODES = []             # (class, eq) in the order written, for _build()
+_FACTORY = object()     # "no argument": the default comes from the field's default_factory
+
+
+def _node(cls=None, *, eq=True):
+    """@dataclass(slots=True, eq=eq), with __init__, __repr__ and __eq__ compiled for all
+    nodes at once by _build(): dataclasses compiles three small functions per class (about
+    140 here), which was most of the import time of the parser and the decoder."""
+    def register(c):
+        _NODES.append((c, eq))
+        return c
+    return register(cls) if cls is not None else register
 
 
 def _loc():
@@ -17,7 +33,7 @@ def _loc():
 
 # ---------------------------------------------------------------- expressions
 
-@dataclass(slots=True)
+@_node
 class Payload:
     """A protocol header field: `tcp dport`, `arp saddr ip`."""
     proto: str
@@ -25,7 +41,7 @@ class Payload:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class RawPayload:
     """`@nh,96,32`: base (0 ll, 1 nh, 2 th), bit offset, bit length."""
     base: int
@@ -34,13 +50,13 @@ class RawPayload:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Meta:
     key: str
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Ct:
     key: str
     dir: str | None = None        # "original" / "reply"
@@ -48,14 +64,14 @@ class Ct:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Fib:
     flags: tuple                  # ("saddr", "iif"), in nft's print order
     result: str                   # oif / oifname / type
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Numgen:
     mode: str                     # inc / random
     mod: int
@@ -63,7 +79,7 @@ class Numgen:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Hash:
     kind: str                     # jhash / symhash
     expr: object
@@ -73,13 +89,13 @@ class Hash:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Concat:
     items: tuple
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Value:
     """A typed constant. v is an int, or a str for strings and interface names."""
     type: T.Type
@@ -94,7 +110,7 @@ class Value:
         return hash((self.type.name, self.v))
 
 
-@dataclass(slots=True)
+@_node
 class Flags:
     """`established,related`: a bitmask value written as a list of flags."""
     type: T.Type
@@ -105,27 +121,27 @@ class Flags:
         return isinstance(other, Flags) and self.v == other.v and self.type.name == other.type.name
 
 
-@dataclass(slots=True)
+@_node
 class Prefix:
     value: Value
     plen: int
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Range:
     lo: object
     hi: object
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Catchall:
     """`*` as a set element: matches whatever no other element does."""
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Elem:
     """A set element with options: `1.2.3.4 timeout 10s comment "x"`."""
     key: object
@@ -136,7 +152,7 @@ class Elem:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Mapping:
     key: object
     data: object
@@ -149,7 +165,7 @@ def same_elements(a, b) -> bool:
     return len(a) == len(b) and sorted(map(repr, a)) == sorted(map(repr, b))
 
 
-@dataclass(slots=True, eq=False)
+@_node(eq=False)
 class SetLit:
     """An anonymous set or map written inline: `{ 22, 80 }`, `{ 22 : accept }`."""
     elems: tuple
@@ -159,13 +175,13 @@ class SetLit:
         return isinstance(other, SetLit) and same_elements(self.elems, other.elems)
 
 
-@dataclass(slots=True)
+@_node
 class SetRef:
     name: str
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class MapExpr:
     """`ip saddr map { ... }` / `tcp dport map @m`: a lookup that yields a value."""
     key: object
@@ -173,7 +189,7 @@ class MapExpr:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Binop:
     op: str                       # & | ^ << >>
     left: object
@@ -181,7 +197,7 @@ class Binop:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Verdict:
     kind: str                     # accept drop continue return jump goto queue
     chain: str | None = None
@@ -190,7 +206,7 @@ class Verdict:
 
 # ---------------------------------------------------------------- statements
 
-@dataclass(slots=True)
+@_node
 class Match:
     """`left op right`; op "" is nft's implicit match (printed without an operator)."""
     left: object
@@ -199,13 +215,13 @@ class Match:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class VerdictStmt:
     verdict: Verdict
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Vmap:
     """`tcp dport vmap { 22 : accept }`."""
     key: object
@@ -213,14 +229,14 @@ class Vmap:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Counter:
     packets: int | None = None
     bytes: int | None = None
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Log:
     prefix: str | None = None
     level: str | None = None
@@ -231,7 +247,7 @@ class Log:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Limit:
     rate: int
     unit: str                     # second minute hour day week
@@ -241,7 +257,7 @@ class Limit:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Quota:
     bytes: int
     used: int = 0
@@ -249,14 +265,14 @@ class Quota:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Reject:
     kind: str | None = None       # None, icmp, icmpv6, icmpx, tcp reset
     code: object = None           # Value
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Nat:
     kind: str                     # snat dnat masquerade redirect
     family: str | None = None     # ip / ip6 when written `dnat ip to ...`
@@ -267,14 +283,14 @@ class Nat:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class MetaSet:
     key: str
     expr: object
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class CtSet:
     key: str
     expr: object
@@ -282,12 +298,12 @@ class CtSet:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Notrack:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class SetStmt:
     """`add @s { ip saddr timeout 10s limit rate 10/second }` (op add/update/delete)."""
     op: str
@@ -299,7 +315,7 @@ class SetStmt:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Meter:
     """The old `meter NAME { key stmt }` syntax, a dynamic set under another name."""
     name: str
@@ -310,20 +326,20 @@ class Meter:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Queue:
     num: object = None            # Value or Range
     flags: tuple = ()
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class FlowOffload:
     flowtable: str
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Synproxy:
     mss: int | None = None
     wscale: int | None = None
@@ -331,7 +347,7 @@ class Synproxy:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Tproxy:
     family: str | None = None
     addr: object = None
@@ -339,7 +355,7 @@ class Tproxy:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Objref:
     """`counter name "x"`, `quota name x`, `ct helper set "ftp"`, `limit name x`."""
     kind: str                     # counter quota limit ct helper ct timeout ct expectation synproxy
@@ -347,14 +363,14 @@ class Objref:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Dup:
     addr: object = None
     dev: object = None
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Fwd:
     dev: object
     family: str | None = None
@@ -364,7 +380,7 @@ class Fwd:
 
 # ---------------------------------------------------------------- containers
 
-@dataclass(slots=True)
+@_node
 class Rule:
     stmts: list
     comment: str | None = None
@@ -373,7 +389,7 @@ class Rule:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Chain:
     name: str
     type: str | None = None       # base chains: filter nat route
@@ -391,7 +407,7 @@ class Chain:
         return self.hook is not None
 
 
-@dataclass(slots=True, eq=False)
+@_node(eq=False)
 class Set:
     """A named set (kind "set"), map ("map") or dynamic meter ("meter")."""
     name: str
@@ -420,7 +436,7 @@ class Set:
             same_elements(self.elements, other.elements)
 
 
-@dataclass(slots=True)
+@_node
 class Obj:
     """A named stateful object: counter, quota, limit, ct helper, ct timeout, ct expectation,
     synproxy. `spec` holds the kind's fields."""
@@ -431,7 +447,7 @@ class Obj:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Flowtable:
     name: str
     hook: str = "ingress"
@@ -442,7 +458,7 @@ class Flowtable:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Table:
     family: str
     name: str
@@ -456,10 +472,76 @@ class Table:
     loc: object = _loc()
 
 
-@dataclass(slots=True)
+@_node
 class Ruleset:
     """What a file says: `flush ruleset` first or not, tables to delete, and the tables it
     builds, in the order they first appear."""
     flush: bool = False
     deleted: list = field(default_factory=list)       # (family, name) to destroy
     tables: dict = field(default_factory=dict)        # (family, name) -> Table
+
+
+def _build():
+    """What dataclasses would write: __init__ (fields in order, defaults, default
+    factories) as one source compiled once for all nodes; __repr__ (repr fields) and
+    __eq__ (same class, compare fields; kept when the class writes its own) as closures
+    over operator.attrgetter; __hash__ = None as dataclasses sets it for a mutable class
+    with eq. Each class is then the dataclass(slots=True) of itself, so
+    dataclasses.fields() and is_dataclass() see it as before."""
+    env = {"_FACTORY": _FACTORY}
+    src = []
+    made = []
+    for cls, eq in _NODES:
+        name = cls.__name__
+        own = dict(cls.__dict__)
+        if not cls.__doc__:       # what dataclasses would write, without inspect.signature
+            cls.__doc__ = f"{name}({', '.join(cls.__annotations__)})"
+        new = dataclass(init=False, repr=False, eq=False, slots=True)(cls)
+        fs = fields(new)
+        params, body = [], []
+        for f in fs:
+            if f.default is not MISSING:
+                env[f"_d_{name}_{f.name}"] = f.default
+                params.append(f"{f.name}=_d_{name}_{f.name}")
+                body.append(f"    self.{f.name} = {f.name}")
+            elif f.default_factory is not MISSING:
+                env[f"_f_{name}_{f.name}"] = f.default_factory
+                params.append(f"{f.name}=_FACTORY")
+                body.append(f"    self.{f.name} = _f_{name}_{f.name}() if {f.name} is _FACTORY "
+                            f"else {f.name}")
+            else:
+                params.append(f.name)
+                body.append(f"    self.{f.name} = {f.name}")
+        src.append(f"def _init_{name}(self, {', '.join(params)}):\n" + "\n".join(body))
+        new.__repr__ = _repr([f.name for f in fs if f.repr])
+        if eq and "__eq__" not in own:
+            new.__eq__ = _eq([f.name for f in fs if f.compare])
+        if eq and "__hash__" not in own:
+            new.__hash__ = None
+        made.append(new)
+    exec("\n".join(src), env)
+    for new in made:
+        init = env["_init_" + new.__name__]
+        init.__name__, init.__qualname__ = "__init__", f"{new.__qualname__}.__init__"
+        new.__init__ = init
+        globals()[new.__name__] = new
+
+
+def _repr(names):
+    def __repr__(self):
+        return self.__class__.__qualname__ + "(" + ", ".join(
+            [f"{n}={getattr(self, n)!r}" for n in names]) + ")"
+    return __repr__
+
+
+def _eq(names):
+    key = attrgetter(*names) if names else (lambda node: ())
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return key(self) == key(other)
+        return NotImplemented
+    return __eq__
+
+
+_build()
