@@ -145,6 +145,21 @@ def test_apply_stops_at_the_failing_line(run_linx, populated, tmp_path):
     assert got == {f"10.60.{i}.0/24" for i in range(60)}           # before it: applied; after: not
 
 
+def test_apply_stops_at_the_first_failure_of_a_chunk(run_linx, populated, tmp_path):
+    """Adds go hundreds to a sendmsg and the kernel answers only refusals: with two in one
+    chunk the first is the one named, and the adds after it that the kernel made are undone."""
+    batch = tmp_path / "net.batch"
+    lines = [f"route add 10.61.{i // 256}.{i % 256}/32 via 10.20.0.2 proto 79" for i in range(1200)]
+    lines[700] = lines[690]                                         # EEXIST
+    lines[705] = "route add 10.62.0.0/16 via 10.99.0.2"            # ENETUNREACH, same chunk
+    batch.write_text("\n".join(lines) + "\n")
+    r = net(run_linx, populated, "apply", batch)
+    assert r.returncode == 1
+    assert f"{batch}:701: EEXIST (errno 17)" in r.stderr, r.stderr
+    got = {x["dst"] for x in ipj(populated, "route", "show", "proto", "79")}
+    assert got == {f"10.61.{i // 256}.{i % 256}" for i in range(700)}
+
+
 def test_apply_bad_line_applies_nothing(run_linx, populated, tmp_path):
     batch = tmp_path / "net.batch"
     batch.write_text("route add 10.70.0.0/24 via 10.20.0.2 proto 78\nroute add 10.71.0.0/24 via nowhere\n")
