@@ -153,33 +153,58 @@ def dep_match(c, left, typ, value):
 def update_ctx(c, left, right):
     """relational_expr_pctx_update(): `meta l4proto tcp` tells later payloads which
     header comes next, so they need no dependency of their own."""
-    if isinstance(left, M.Payload) and left.proto in ("icmp", "icmpv6") and \
-            left.field == "type" and isinstance(right, M.SetLit):
+    lt = type(left)
+    if lt is M.Payload and left.proto in ("icmp", "icmpv6") and left.field == "type" and \
+            isinstance(right, M.SetLit):
         echo = P.ICMP_ECHO[left.proto]
         if right.elems and all(isinstance(e, M.Value) and e.v in echo for e in right.elems):
             c.icmp_type = echo[0]
         return
     if not isinstance(right, M.Value) or not isinstance(right.v, int):
         return
-    if isinstance(left, M.Meta):
-        key = left.key
-        for name, d in P.PROTOS.items():
-            if d.key == f"meta {key}":
-                for upper, num in d.links.items():
-                    if num == right.v:
-                        c.ctx[P.PROTOS[upper].base] = upper
-                        return
-    elif isinstance(left, M.Payload):
+    if lt is M.Meta:
+        links = _links(("meta", left.key))
+    elif lt is M.Payload:
         if left.proto in ("icmp", "icmpv6") and left.field == "type":
             c.icmp_type = right.v
-        d = P.PROTOS[left.proto]
-        if d.key == left.field:
+        links = _links((left.proto, left.field))
+    else:
+        return
+    hit = links.get(right.v)
+    if hit is not None:
+        c.ctx[P.PROTOS[hit[1]].base if hit[0] is None else hit[0]] = hit[1]
+
+
+_LINKS: dict = {}
+
+
+def _links(key) -> dict:
+    """What a match of `key` (("meta", key) or (proto, field)) with a value establishes:
+    {value: (header base, protocol)}, from the protocol descriptions' links."""
+    links = _LINKS.get(key)
+    if links is not None:
+        return links
+    links = {}
+    kind, name = key
+    if kind == "meta":
+        for d in P.PROTOS.values():
+            if d.key == f"meta {name}":
+                for upper, num in d.links.items():
+                    links.setdefault(num, (_base(upper), upper))
+    else:
+        d = P.PROTOS[kind]
+        if d.key == name:
             for upper, num in d.links.items():
-                if num == right.v:
-                    c.ctx[P.PROTOS[upper].base] = upper
-                    return
-        if left.proto in ("ip", "ip6") and left.field in ("protocol", "nexthdr"):
-            for upper, num in P.PROTOS[left.proto].links.items():
-                if num == right.v:
-                    c.ctx[P.TH] = upper
-                    return
+                links.setdefault(num, (_base(upper), upper))
+        if kind in ("ip", "ip6") and name in ("protocol", "nexthdr"):
+            for upper, num in d.links.items():
+                links.setdefault(num, (P.TH, upper))
+    _LINKS[key] = links
+    return links
+
+
+def _base(proto):
+    """The header base of `proto`; None for a protocol linx has no description of (a
+    match that establishes one fails as it did before: no such protocol)."""
+    d = P.PROTOS.get(proto)
+    return None if d is None else d.base

@@ -68,6 +68,8 @@ def s_match(c, s: M.Match):
                 (type(v) is str and v.endswith("*") and typ.kind == "str")):
             if shift:
                 data = (v << shift).to_bytes(nbytes, "big")
+            elif type(v) is int and typ.kind != "ifindex":
+                data = v.to_bytes(nbytes or typ.size, typ.order)
             else:
                 data = exprs.value_bytes(c, right, typ, nbytes)
             key = (sreg, op, data)
@@ -264,34 +266,35 @@ def reduce(stmts, family):
     equality matches on adjacent payload fields into one load and compare."""
     out = list(stmts)
     run = []
-    changed = False
+    bases = set()       # fields merge only within one header: no repeated base, no merge
+    mergeable = changed = False
     for i, s in enumerate(stmts):
         if type(s) is not M.Match:
-            if len(run) > 1:
-                changed |= _merge(out, run)
-            run = []
+            if mergeable:
+                _merge(out, run)
+                changed = True
+            run, bases, mergeable = [], set(), False
             continue
         if type(s.right) is not M.Value and type(s.right) is not M.Flags:
             continue
         lt = type(s.left)
         if lt is M.Payload and s.op in _EQ_NE:
+            base = _payload_span(s.left)[0]
+            mergeable = mergeable or base in bases
+            bases.add(base)
             run.append(i)
         elif lt is M.Meta and s.left.key == "protocol" and s.op in ("", "=="):
             if (family, s.right.v) in (("ip", 0x0800), ("ip6", 0x86dd)):
                 out[i] = None
                 changed = True
-    if len(run) > 1:
-        changed |= _merge(out, run)
+    if mergeable:
+        _merge(out, run)
+        changed = True
     return [s for s in out if s is not None] if changed else out
 
 
-def _merge(out, run) -> bool:
-    """Merge what `run` (indexes of payload matches) can; False when nothing could be:
-    fields merge only within one header base."""
-    spans = {i: _payload_span(out[i].left) for i in run}
-    if len({sp[0] for sp in spans.values()}) == len(run):
-        return False
-    items = sorted(run, key=lambda i: spans[i][:2])
+def _merge(out, run):
+    items = sorted(run, key=lambda i: _payload_span(out[i].left)[:2])
     last = items[0]
     for i in items[1:]:
         a, b = out[last], out[i]
@@ -305,7 +308,6 @@ def _merge(out, run) -> bool:
         out[keep] = M.Match(merged, a.op, data, loc=a.loc)
         out[drop] = None
         last = keep
-    return True
 
 
 def _field_bytes(m) -> bytes:

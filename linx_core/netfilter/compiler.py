@@ -186,15 +186,18 @@ class Compiler:
         self.ctx[base] = desc
         self.icmp_type = None
         self.emitting = False
-        expanded = []
+        expanded = self.pre = []       # each statement after the dependencies it needs
+        evaluate = pctx.evaluate
         for s in r.stmts:
-            self.pre = []
-            pctx.evaluate(self, s)
-            expanded.extend(self.pre)
+            evaluate(self, s)
             expanded.append(s)
         self.emitting = True
+        get = STMT.get
         for s in match.reduce(expanded, self.fam):
-            self.stmt(s)
+            handler = get(type(s))
+            if handler is None:
+                raise NftError(s.loc, f"{type(s).__name__}: not supported by linx")
+            handler(self, s)
         attrs = {"table": self.tbl.name, "chain": c.name, "expressions": self.exprs}
         comment = r.comment
         if r.tag is not None:
@@ -216,13 +219,6 @@ class Compiler:
 
     def release(self, nbytes=16):
         self.reg_low -= reg_space(nbytes)
-
-    def stmt(self, s):
-        k = type(s)
-        handler = STMT.get(k)
-        if handler is None:
-            raise NftError(s.loc, f"{k.__name__}: not supported by linx")
-        handler(self, s)
 
     # the steps patch.py composes a minimal change from
     def named_set(self, s: M.Set, dynamic_use: bool):
