@@ -122,7 +122,7 @@ def store_dep(dec, left, value, idx):
             d = P.PROTOS[pname]
             if d.key == f"meta {left.key}":
                 for upper, num in d.links.items():
-                    if num == value:
+                    if num == value and upper in P.PROTOS:   # igmp: no header known
                         b = P.PROTOS[upper].base
                         dec.ctx[b] = upper
                         dec.deps[b] = (idx, left)
@@ -133,7 +133,7 @@ def store_dep(dec, left, value, idx):
                 "protocol", "nexthdr")):
             links = d.links if d.key == left.field else P.PROTOS[left.proto].links
             for upper, num in links.items():
-                if num == value:
+                if num == value and upper in P.PROTOS:
                     b = P.PROTOS[upper].base
                     dec.ctx[b] = upper
                     dec.deps[b] = (idx, left)

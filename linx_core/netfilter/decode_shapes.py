@@ -51,17 +51,28 @@ class Shape:
     """The bytes rules of this shape share: `checks`, runs of them as (offset, bytes) in
     the expressions; `holes`, the varying parts as (offset, end), or (offset, -1) for a
     counter (bytes at offset, packets 12 bytes on); `where`, the index of the expression
-    each hole is in."""
+    each hole is in. A shape met again and again is matched by one regular expression,
+    the runs literal and the holes groups (re does in C what checks does in Python)."""
 
-    __slots__ = ("checks", "holes", "where")
+    __slots__ = ("checks", "holes", "where", "hits", "pattern", "plan")
 
     def __init__(self, checks, holes, where):
         self.checks, self.holes, self.where = checks, holes, where
+        self.hits, self.pattern, self.plan = 0, None, None
 
-    def vary(self, buf: bytes, start: int):
-        """The varying parts of the expressions at buf[start:] (as long as this shape's)
-        when they have this shape, else None. A cmp's part is its data bytes, a
+    def vary(self, buf: bytes, start: int, stop: int):
+        """The varying parts of the expressions in buf[start:stop] (as long as this
+        shape's) when they have this shape, else None. A cmp's part is its data bytes, a
         counter's (packets, bytes)."""
+        if self.pattern is not None:
+            m = self.pattern.fullmatch(buf, start, stop)
+            if m is None:
+                return None
+            g = m.groups()
+            if self.plan is None:
+                return g
+            return [g[i] if i >= 0 else (int.from_bytes(g[~i + 1], "big"),
+                                         int.from_bytes(g[~i], "big")) for i in self.plan]
         startswith = buf.startswith
         for off, run in self.checks:
             if not startswith(run, start + off):
@@ -74,7 +85,27 @@ class Shape:
                             int.from_bytes(buf[off:off + 8], "big")))
             else:
                 out.append(buf[off:start + end])
+        self.hits += 1
+        if self.hits == 4:
+            self._compile()
         return out
+
+    def _compile(self):
+        import re
+        pieces = [(off, re.escape(run)) for off, run in self.checks]
+        plan, group = [], 0
+        for off, end in self.holes:
+            if end < 0:                 # a counter: bytes, packets; (packets, bytes) out
+                pieces += [(off, b"(.{8})"), (off + 12, b"(.{8})")]
+                plan.append(~group)
+                group += 2
+            else:
+                pieces.append((off, b"(.{%d})" % (end - off)))
+                plan.append(group)
+                group += 1
+        pieces.sort()
+        self.pattern = re.compile(b"".join(p for _, p in pieces), re.DOTALL)
+        self.plan = plan if any(i < 0 for i in plan) else None
 
 
 def _walk(buf: bytes, start: int, stop: int):
@@ -145,7 +176,7 @@ class Rules:
                 start, stop = off + 4, off + alen
                 vary = None
                 for shape in self.by_length.get(stop - start, ()):
-                    vary = shape.vary(buf, start)
+                    vary = shape.vary(buf, start, stop)
                     if vary is not None:
                         break
                 else:

@@ -30,6 +30,7 @@ def _rules(rnd: random.Random, family: str) -> list:
             f"ip ttl {a} ip dscp {rnd.choice(('cs1', 'af11', 'ef'))} drop",
             f'ip saddr 192.0.2.{i} accept comment "rule {i} {proto}"',
             "iif lo accept" if i % 2 else "iif != lo drop",
+            f"meta l4proto {rnd.choice(('igmp', 'tcp', 'udp'))} accept",
         ]
         if family == "inet":
             out.append(f"ip6 saddr 2001:db8::{a:x}:{i:x} tcp dport {p} accept")
