@@ -180,13 +180,13 @@ def request(verb: str, dst, *, via=None, oif: int | None = None, table=None, pro
         raise UsageError("to", f"{net} is not an {'IPv4' if family == AF_INET else 'IPv6'} prefix")
     if prefix < len(raw) * 8 and net.host_bits():
         raise UsageError("to", f"{net} has host bits set (did you mean {net.network()}/{net.prefix}?)")
-    key = (verb, gateway, table, protocol, metric, scope, type, prefsrc, oif, onlink)
+    key = (verb, gateway and gateway.bytes, table, protocol, metric, scope, type, prefsrc, oif, onlink)
     try:
         opts = _options_cache.get(key)
     except TypeError:                           # an unhashable option: checked below as any other
         key, opts = None, None
     if opts is None:
-        opts = _options(*(key or (verb, gateway, table, protocol, metric, scope, type, prefsrc, oif, onlink)))
+        opts = _options(verb, gateway, table, protocol, metric, scope, type, prefsrc, oif, onlink)
         if key is not None and len(_options_cache) < 256:
             _options_cache[key] = opts
     hdr, table_attr, tail, src = opts
