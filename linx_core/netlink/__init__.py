@@ -19,7 +19,9 @@ transport (the socket and the three ways to speak on it):
     transport.dump_iter(sock, type, body, flags=0, op=, obj=) -> iterator of Msg
         the same, streamed (no retry: DumpInterrupted at the end); read it to the end.
     transport.talk_many(sock, [(type, flags, body), ...], op=, stop=True) -> [None|NetlinkError]
-        many requests per sendmsg, one ACK each, result i for request i (error.index = i).
+        many requests per sendmsg, an ACK asked of each chunk's last only (the kernel
+        answers the others only when it refuses them), result i for request i
+        (error.index = i).
     NETLINK_ROUTE, NETLINK_NETFILTER, NETLINK_GENERIC: protocol numbers.
 
 codec (the wire format, no I/O):
