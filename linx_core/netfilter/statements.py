@@ -60,9 +60,7 @@ def statement(p):
     t = toks[p.i]
     kind, w = t[0], t[1]
     if kind == "w":
-        if w in VERDICTS:
-            return verdict_or_queue(p, t)
-        handler = _STMTS.get(w)
+        handler = _STMTS.get(w)         # a verdict or a statement keyword
         if handler is not None:
             return handler(p, t)
         if w in E.UNSUPPORTED:
@@ -603,9 +601,10 @@ def fwd_stmt(p, loc):
     raise NftError(loc, "fwd: not supported by linx")
 
 
-_STMTS = {
+_STMTS = dict.fromkeys(VERDICTS, verdict_or_queue)
+_STMTS.update({
     "counter": counter_stmt, "log": log_stmt, "limit": limit_stmt, "quota": quota_stmt,
     "reject": reject_stmt, "snat": nat_stmt, "dnat": nat_stmt, "masquerade": nat_stmt,
     "redirect": nat_stmt, "notrack": notrack_stmt, "meter": meter_stmt, "flow": flow_stmt,
     "synproxy": synproxy_stmt, "tproxy": tproxy_stmt, "dup": dup_stmt, "fwd": fwd_stmt,
-}
+})
