@@ -74,6 +74,18 @@ def encode_expr(e: dict) -> bytes:
     hit = _BY_ID.get(id(e))
     if hit is not None and hit[0] is e:
         return hit[1]
+    d = e["data"]
+    if e["name"] == "cmp" and tuple(d) == _CMP_KEYS and type(d["data"]) is bytes:
+        b = _cmp(d)
+    else:
+        b = _by_value(e)
+    if len(_BY_ID) < 100_000:
+        _BY_ID[id(e)] = (e, b)      # holding e: its id is not reused while cached
+    return b
+
+
+def _by_value(e: dict) -> bytes:
+    """An expression encoded once per distinct value (attribute names and values)."""
     k = (e["name"], *e["data"].items())
     try:
         b = _EXPR_CACHE.get(k)
@@ -89,9 +101,29 @@ def encode_expr(e: dict) -> bytes:
         b = _nla(1 | _NESTED, _encode_expr(e))
         if len(_EXPR_CACHE) < 100_000:
             _EXPR_CACHE[k] = b
-    if len(_BY_ID) < 100_000:
-        _BY_ID[id(e)] = (e, b)      # holding e: its id is not reused while cached
     return b
+
+
+_CMP_KEYS = ("sreg", "op", "data")
+_CMP_NAME = _NLA.pack(8, 1) + b"cmp\0"
+_CMP_REGS: dict = {}
+
+
+def _cmp(d: dict) -> bytes:
+    """A cmp against a constant, the expression that differs from rule to rule, packed
+    directly: NFTA_CMP_SREG, NFTA_CMP_OP, NFTA_CMP_DATA holding one NFTA_DATA_VALUE (the
+    bytes wire.EXPR() gives, in its attribute order)."""
+    regs = _CMP_REGS.get((d["sreg"], d["op"]))
+    if regs is None:
+        regs = _CMP_REGS[(d["sreg"], d["op"])] = (
+            _NLA.pack(8, 1) + d["sreg"].to_bytes(4, "big") +
+            _NLA.pack(8, 2) + d["op"].to_bytes(4, "big"))
+    v = d["data"]
+    n = 4 + len(v)
+    value = _NLA.pack(n, 1) + v + _PAD[n & 3]
+    data = regs + _NLA.pack(4 + len(value), 3 | _NESTED) + value
+    return (_NLA.pack(16 + len(data), 1 | _NESTED) + _CMP_NAME +
+            _NLA.pack(4 + len(data), 2 | _NESTED) + data)
 
 
 def _attr_encoder(aid: int, codec):
