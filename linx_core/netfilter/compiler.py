@@ -28,12 +28,10 @@ from . import compile_stmts as stmts
 from . import model as M
 from . import proto as P
 from .location import NftError
-from .nf_tables import (DATA_VERDICT, ELEM_CATCHALL, ELEM_INTERVAL_END, OBJ_TYPES, REG_1,
-                        SET_CONCAT, SET_INTERVAL, TABLE_FLAGS, UNIT_SECONDS, reg_space, strz,
-                        udata)
+from .nf_tables import (OBJ_TYPES, REG_1, SET_CONCAT, SET_INTERVAL, TABLE_FLAGS, UNIT_SECONDS,
+                        reg_space, strz, udata)
 
-__all__ = ["Compiler", "Msg", "compile", "DATA_VERDICT", "ELEM_CATCHALL", "ELEM_INTERVAL_END",
-           "OBJ_TYPES", "SET_CONCAT", "SET_INTERVAL"]     # the decoder and patch use these
+__all__ = ["Compiler", "Msg", "compile", "OBJ_TYPES", "SET_CONCAT", "SET_INTERVAL"]  # patch.py's
 
 
 @dataclass(slots=True)
