@@ -21,9 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 
 IN_VM = bool(os.environ.get("LINX_VM"))
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 3 if IN_VM else 30
+EMULATED = ("In a VM under software emulation (qemu TCG), where everything runs 35-100x slower than "
+            "on the host: the absolute times are not the host's; the ratios in this one run are "
+            "the measure.")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LINX = os.path.join(os.path.dirname(sys.executable), "linx")
 NS = f"linx-bench-{os.getpid()}"
@@ -35,17 +38,34 @@ NAMESPACES = ("user", "net", "pid", "mount", "uts", "ipc")
 OCI_NAMESPACES = ("user", "network", "pid", "mount", "uts", "ipc")
 
 
-def timed(label: str, argv: list[str], n: int) -> tuple[float, float]:
-    """(best, median) wall time of n runs after one warm-up run, printed as they come."""
+def timed(label: str, argv: list[str], n: int, after=lambda: None) -> tuple[float, float]:
+    """(best, median) wall time of n runs after one warm-up run, printed as they come;
+    after() runs, untimed, after each run."""
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    after()
     samples = []
     for _ in range(n):
         t = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         samples.append(time.perf_counter() - t)
+        after()
     best, median = min(samples), statistics.median(samples)
     print(f"{label:44} best {best * 1e3:7.1f} ms   median {median * 1e3:7.1f} ms", flush=True)
     return best, median
+
+
+def links_gone(names: list[str], timeout: float = 30):
+    """A function waiting until no link of `names` is left in the throwaway netns: the kernel
+    deletes a veth's host end when it tears the workload's netns down, asynchronously, some ms
+    after the workload ended, and the next run makes it again (EEXIST if still there)."""
+    def wait():
+        deadline = time.monotonic() + timeout
+        while any(subprocess.run(["ip", "-n", NS, "link", "show", "dev", name], capture_output=True)
+                  .returncode == 0 for name in names):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{', '.join(names)} still there {timeout:g} s after the run")
+            time.sleep(0.01)
+    return wait
 
 
 def runtimes_refused() -> str | None:
@@ -66,6 +86,12 @@ def runtimes_refused() -> str | None:
     if missing:
         return f"{CGROOT} does not delegate {', '.join(sorted(missing))}"
     return None
+
+
+def cgroup_section(path: str) -> str:
+    """The headline's cgroup section: PATH, with the limits every tool gets."""
+    return (f'[cgroup]\npath = "{path}"\nmemory_max = {MEMORY}\npids_max = {PIDS}\n'
+            f'cpu_max = "{QUOTA} {PERIOD}"\n\n')
 
 
 def headline(work: str, cgroup: str | None, nft: bool = True) -> str:
@@ -129,11 +155,10 @@ def remove_cgroup(path: str) -> None:
 
 
 def main():
+    N = int(sys.argv[1]) if len(sys.argv) > 1 else 3 if IN_VM else 30
     refused = runtimes_refused()
     if IN_VM:
-        print("In a VM under software emulation (qemu TCG), where everything runs 35-100x slower than "
-              "on the host: the absolute times are not the host's; the ratios in this one run are "
-              "the measure.", flush=True)
+        print(EMULATED, flush=True)
     print(f"{N} samples each (after one warm-up), inside a throwaway network namespace", flush=True)
     work = tempfile.mkdtemp()
     subprocess.run(["ip", "netns", "add", NS], check=True)
@@ -147,8 +172,7 @@ def main():
         if cgroup:
             with open(os.path.join(cgroup, "cgroup.subtree_control"), "w") as f:
                 f.write("+cpu +memory +pids")
-            section = (f'[cgroup]\npath = "{PARENT}/linx"\nmemory_max = {MEMORY}\npids_max = {PIDS}\n'
-                       f'cpu_max = "{QUOTA} {PERIOD}"\n\n')
+            section = cgroup_section(f"{PARENT}/linx")
             ns_flags += ["--cgroup", f"{PARENT}/linx-ns", "--memory-max", str(MEMORY),
                          "--pids-max", str(PIDS), "--cpu-max", f"{QUOTA} {PERIOD}"]
             what = "namespaces + cgroup"
@@ -164,7 +188,9 @@ def main():
                   "its [nft] section here.", flush=True)
             headline(work, section, nft=False)
             label += " (no nft)"
-        linx_full = timed(label, full, N)
+        with open(spec, "rb") as f:
+            hosts = [link["host"] for link in tomllib.load(f)["net"]["links"]]
+        linx_full = timed(label, full, N, links_gone(hosts))
         linx_ns = timed(f"linx run, {what}", net + [LINX, "run", *ns_flags, "--", "true"], N)
         timed("unshare, the same namespaces + maps",
               ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount",
