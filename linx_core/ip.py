@@ -10,6 +10,7 @@ import socket
 from .errors import UsageError
 
 AF_INET, AF_INET6 = socket.AF_INET, socket.AF_INET6
+_inet_pton = socket.inet_pton
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -19,15 +20,21 @@ class IP:
     __slots__ = ("bytes",)
 
     def __init__(self, value, where: str = "address"):
-        if isinstance(value, IP):
-            raw = value.bytes
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            raw = bytes(value)
-            if len(raw) not in (4, 16):
-                raise UsageError(where, f"{len(raw)} bytes is not an IPv4 or IPv6 address")
-        else:
-            raw = _pton(str(value), where)
-        self.bytes = raw
+        if value.__class__ is not str:
+            if isinstance(value, IP):
+                self.bytes = value.bytes
+                return
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                raw = bytes(value)
+                if len(raw) not in (4, 16):
+                    raise UsageError(where, f"{len(raw)} bytes is not an IPv4 or IPv6 address")
+                self.bytes = raw
+                return
+            value = str(value)
+        try:
+            self.bytes = _inet_pton(AF_INET6 if ":" in value else AF_INET, value)
+        except (OSError, ValueError):       # ValueError: an embedded NUL
+            raise UsageError(where, f"{value!r} is not an IPv4 or IPv6 address") from None
 
     @property
     def family(self) -> int:
@@ -68,15 +75,6 @@ class IP:
         return (len(self.bytes), self.bytes) < (len(other.bytes), other.bytes)
 
 
-def _pton(text: str, where: str) -> bytes:
-    for family in (AF_INET, AF_INET6) if ":" not in text else (AF_INET6,):
-        try:
-            return socket.inet_pton(family, text)
-        except OSError:
-            pass
-    raise UsageError(where, f"{text!r} is not an IPv4 or IPv6 address")
-
-
 class Subnet:
     """An address with a prefix length, from CIDR text (`10.0.0.0/24`, `fc00::/16`).
 
@@ -88,10 +86,10 @@ class Subnet:
     def __init__(self, value, prefix: int | None = None, where: str = "subnet"):
         if isinstance(value, Subnet) and prefix is None:
             address, prefix = value.address, value.prefix
-        elif isinstance(value, str) and "/" in value and prefix is None:
+        elif value.__class__ is str and "/" in value and prefix is None:
             text, _, plen = value.partition("/")
             address = IP(text, where)
-            if not plen.isdigit():
+            if not (plen.isdecimal() and plen.isascii()):
                 raise UsageError(where, f"{value!r}: prefix length {plen!r} is not a number")
             prefix = int(plen)
         else:

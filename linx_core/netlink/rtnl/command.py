@@ -9,10 +9,9 @@ other command on its own, in order.
 import errno
 import gc
 from dataclasses import dataclass, field
-from socket import inet_pton
 
 from ...errors import UsageError
-from ...ip import AF_INET, AF_INET6, IP, MAC, Subnet
+from ...ip import AF_INET, IP, MAC, Subnet
 from .. import transport
 from ..errors import NetlinkError
 from . import address, link, names, neighbour, route, rule
@@ -167,45 +166,13 @@ def _checked(word: str, w: _Words, key: str) -> str:
 def _prefix(text: str, w: _Words, key: str, family: int):
     if text in ("default", "all", "any"):
         return "default"
-    net = _subnet(text) or Subnet(text, where=w._at(key))
+    try:
+        net = Subnet(text)
+    except UsageError as e:
+        raise UsageError(w._at(key), e.expected) from None
     if family and net.family != family:
         raise UsageError(w._at(key), f"{text!r} is not an {'IPv4' if family == AF_INET else 'IPv6'} prefix")
     return net
-
-
-def _subnet(text: str) -> Subnet | None:
-    """`ADDR[/PLEN]` as a Subnet without the general constructor's checks (a batch's hot
-    path), or None for anything else: Subnet() then names what is wrong with it."""
-    addr, slash, plen = text.partition("/")
-    try:
-        raw = inet_pton(AF_INET6 if ":" in addr else AF_INET, addr)
-    except OSError:
-        return None
-    bits = len(raw) << 3
-    if slash:
-        if not plen.isdecimal() or not plen.isascii():
-            return None
-        prefix = int(plen)
-        if prefix > bits:
-            return None
-    else:
-        prefix = bits
-    ip = IP.__new__(IP)
-    ip.bytes = raw
-    net = Subnet.__new__(Subnet)
-    net.address, net.prefix = ip, prefix
-    return net
-
-
-def _ip(text: str, w: _Words, key: str) -> IP:
-    """An address, as IP(text) reads it, with _subnet's shortcut."""
-    try:
-        raw = inet_pton(AF_INET6 if ":" in text else AF_INET, text)
-    except OSError:
-        return IP(text, w._at(key))        # the error, as IP words it
-    ip = IP.__new__(IP)
-    ip.bytes = raw
-    return ip
 
 
 def _parse_addr(cmd: Command, w: _Words, family: int) -> None:
@@ -249,7 +216,10 @@ def _parse_route(cmd: Command, w: _Words, family: int) -> None:
             text = w.value("via")
             if text in ("inet", "inet6"):
                 text = w.value("via")
-            a["via"] = _ip(text, w, "via")
+            try:
+                a["via"] = IP(text)
+            except UsageError as e:
+                raise UsageError(w._at("via"), e.expected) from None
         elif word in ("dev", "oif"):
             a["dev"] = _name(w, word)
         elif word in ("table", "lookup"):
