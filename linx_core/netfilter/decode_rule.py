@@ -474,11 +474,5 @@ def decoded(family: str, a: dict, exprs: list, sets: dict) -> RuleDecoder:
 
 def made(a: dict, stmts: list) -> M.Rule:
     """The rule with these statements and the comment, tag and handle of attributes a."""
-    comment = V.comment(a.get("userdata"))
-    tag = None
-    if comment is not None:
-        from .parser import TAG_RE
-        m = TAG_RE.match(comment)
-        if m:
-            tag, comment = m.group(1), m.group(2)
+    tag, comment = M.split_tag(V.comment(a.get("userdata")))
     return M.Rule(stmts, comment, tag, handle=a.get("handle"))

@@ -8,6 +8,7 @@ so parse(format(x)) == x and a pulled ruleset equals the one that was pushed.
 
 Nodes are dataclasses (slots, eq, repr), built at the end of the module by _build().
 """
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from operator import attrgetter
 
@@ -387,6 +388,19 @@ class Rule:
     tag: str | None = None
     handle: int | None = field(default=None, compare=False)
     loc: object = _loc()
+
+
+_TAG = re.compile(r"tag:([A-Za-z_][A-Za-z0-9_.-]*)(?: (.*))?\Z", re.S)
+
+
+def split_tag(comment: str | None) -> tuple:
+    """(tag, rest of the comment) of a rule comment: a rule's stable identity is written
+    as a comment starting `tag:NAME` (README, "Rule tags"); (None, comment) without one."""
+    if comment is not None:
+        m = _TAG.match(comment)
+        if m:
+            return m.group(1), m.group(2)
+    return None, comment
 
 
 @_node

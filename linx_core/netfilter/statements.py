@@ -6,7 +6,6 @@ parser_bison.y (rule, stmt and its *_stmt rules).
 Rule tags (linx's stable rule identity, see README "Rule tags") are written in the rule's
 comment: `comment "tag:NAME"` or `comment "tag:NAME rest of the comment"`.
 """
-import re
 
 from . import expressions as E
 from . import model as M
@@ -15,7 +14,6 @@ from . import types as T
 from . import values as V
 from .location import NftError
 
-TAG_RE = re.compile(r"tag:([A-Za-z_][A-Za-z0-9_.-]*)(?: (.*))?\Z", re.S)
 VERDICTS = ("accept", "drop", "continue", "return", "jump", "goto", "queue")
 OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "<": "<", "lt": "<", ">": ">",
        "gt": ">", "<=": "<=", "le": "<=", ">=": ">=", "ge": ">="}
@@ -44,11 +42,7 @@ def rule(p) -> M.Rule:
         if start[0] == "eof":
             raise p.error("unexpected end of file, expected '}'", start)
         raise p.error("empty rule", start)
-    tag = None
-    if comment is not None:
-        m = TAG_RE.match(comment)
-        if m:
-            tag, comment = m.group(1), m.group(2)
+    tag, comment = M.split_tag(comment)
     t = toks[p.i]
     if t[0] not in _RULE_END:
         raise p.error(f"unexpected {p.describe(t)}, expected end of rule")
