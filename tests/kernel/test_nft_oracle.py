@@ -9,10 +9,8 @@ network namespace (never the host's ruleset):
   prints for the same file (libnftnl's listing), also for constructs this kernel lacks
   (flowtables, NFQUEUE), which nft prints before the kernel refuses them.
 
-Files may say, in a first-line comment, `linx-test: golden-only` (the kernel lacks the
-feature) or `linx-test: state-only` (delete/flush commands: linx applies them to the file's
-model, nft sends them, so only the final state compares)."""
-import glob
+The files' `linx-test:` markers and the oracle helpers are in tests/nftoracle.py; the
+golden-only files are loaded for real in the VM group (tests/vm/test_vm_nft.py)."""
 import os
 import re
 import subprocess
@@ -20,30 +18,9 @@ import subprocess
 import pytest
 
 from linx_core.netfilter import formatter, listing, parser, pull, push, validate
+from nftoracle import CORPUS, DATA, listing_of, marker, nft, without_expiry
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "nft")
-CORPUS = sorted(glob.glob(os.path.join(DATA, "*.nft")))
 HDR = re.compile(r"^(ip|ip6|inet|arp|bridge|netdev) (\S+) (\S+)$")
-
-
-def marker(path) -> str:
-    with open(path) as f:
-        first = f.readline()
-    m = re.search(r"linx-test: (\S+)", first)
-    return m.group(1) if m else ""
-
-
-def nft(ns, *args, check=True) -> str:
-    r = subprocess.run(["ip", "netns", "exec", ns, "nft", *args], capture_output=True,
-                       text=True, timeout=60)
-    if check and r.returncode:
-        raise AssertionError(f"nft {' '.join(args)}: {r.stderr}")
-    return r.stdout
-
-
-def listing_of(ns) -> str:
-    """nft list ruleset, without the expiry countdowns of timed elements."""
-    return re.sub(r" expires \S+", "", nft(ns, "list", "ruleset"))
 
 
 def load(path):
@@ -69,7 +46,7 @@ def test_push_lists_like_nft(netns, path):
 def test_pull_prints_like_nft(netns, path):
     nft(netns, "-I", DATA, "-f", path)
     expected = listing_of(netns)
-    got = re.sub(r" expires \S+", "", formatter.format_ruleset(pull.pull(netns)))
+    got = without_expiry(formatter.format_ruleset(pull.pull(netns)))
     assert got == expected
 
 
