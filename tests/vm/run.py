@@ -44,7 +44,9 @@ CACHE = os.path.join(HERE, ".cache")
 VNG_VERSION = "1.42"
 QEMU = "qemu-system-x86_64"
 NEEDED_CONTROLLERS = ("cpu", "memory", "pids")
-NEEDED_MODULES = ("dummy", "ipvlan", "8021q")
+NEEDED_MODULES = ("dummy", "ipvlan", "8021q",                     # link kinds
+                  "nf_flow_table", "nf_flow_table_inet", "nft_flow_offload",  # nft flowtables
+                  "nfnetlink_queue", "nft_queue")                  # nft queue (NFQUEUE)
 INSIDE_ENV = "LINX_VM"          # tests/vm/conftest.py runs the group only when this is set
 
 
@@ -74,7 +76,8 @@ def cgroup2_root() -> str | None:
 def host_lacks() -> list[str]:
     """What the group needs and this host lacks: cpu, memory and pids delegated from the root
     of a cgroup2 mount (an init system does that; the group never writes the root), and the
-    dummy, ipvlan and 8021q drivers (built in or loadable: `modprobe -n`)."""
+    dummy, ipvlan and 8021q drivers and the nft flowtable and queue modules (built in or
+    loadable: `modprobe -n`)."""
     missing = []
     root = cgroup2_root()
     enabled = []
@@ -89,7 +92,7 @@ def host_lacks() -> list[str]:
         found = (os.path.isdir(f"/sys/module/{module}") or shutil.which("modprobe") and
                  subprocess.run(["modprobe", "-n", "-q", module]).returncode == 0)
         if not found:
-            missing.append(f"{module} driver")
+            missing.append(f"{module} module")
     return missing
 
 
