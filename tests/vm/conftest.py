@@ -1,7 +1,8 @@
 """The VM group: tests marked `vm` need a full kernel (cgroup v2 with cpu, memory and pids;
 the dummy, ipvlan and vlan drivers; nft flowtables and NFQUEUE). They run only where
-tests/vm/run.py says so through $LINX_VM (inside the VM it boots, or on a host that has all of that); anywhere else, the
-normal `pytest tests` included, they are skipped with the way to run them."""
+tests/vm/run.py says so through $LINX_VM (inside the VM it boots, or on a host that has all
+of that); anywhere else, the normal `pytest tests` included, they are skipped with the way to
+run them."""
 import os
 import signal
 import subprocess
