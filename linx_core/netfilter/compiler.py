@@ -37,7 +37,7 @@ __all__ = ["Compiler", "Msg", "compile", "OBJ_TYPES", "SET_CONCAT", "SET_INTERVA
 @dataclass(slots=True)
 class Msg:
     kind: str          # newtable newchain newrule newset newsetelem newobj newflowtable,
-                       # deltable destroytable
+                       # deltable
     family: str
     attrs: dict
     loc: object = None
@@ -65,6 +65,15 @@ def _host_ifindex(name):
         return None
 
 
+def drop_table(family: str, name: str, loc=None) -> list[Msg]:
+    """Delete a table that may not exist: add it (a no-op when it does) and delete it, in
+    the same batch, as nft scripts do. NFT_MSG_DESTROYTABLE says this in one message, but
+    only kernels from 6.3 know it (older ones answer EINVAL)."""
+    what = f"table {family} {name}"
+    return [Msg("newtable", family, {"name": name}, loc, what),
+            Msg("deltable", family, {"name": name}, loc, what)]
+
+
 class Compiler:
     """One compilation: the messages so far, the table being compiled (`fam`, `tbl`, the ids
     of its sets), and for the rule being compiled its expressions, the lowest free register
@@ -85,7 +94,7 @@ class Compiler:
         if self.rs.flush:
             out.append(Msg("deltable", "unspec", {}, what="ruleset"))
         for fam, name in self.rs.deleted:
-            out.append(Msg("destroytable", fam, {"name": name}, what=f"table {fam} {name}"))
+            out += drop_table(fam, name)
         for t in self.rs.tables.values():
             self.table(t)
         return out

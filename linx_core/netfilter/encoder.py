@@ -10,7 +10,7 @@ from .proto import FAMILIES
 FLAGS = {"newtable": NLM_F_CREATE, "newchain": NLM_F_CREATE,
          "newrule": NLM_F_CREATE | NLM_F_APPEND, "newset": NLM_F_CREATE,
          "newsetelem": NLM_F_CREATE, "newobj": NLM_F_CREATE, "newflowtable": NLM_F_CREATE,
-         "deltable": 0, "destroytable": 0}
+         "deltable": 0}
 
 
 def nfgenmsg(family: int, res_id: int = 0) -> bytes:

@@ -29,11 +29,10 @@ def plan(ruleset, target=None) -> list:
         out = []
         if ruleset.flush:
             out.append(msgs.pop(0))
-        # Replace: each table of the file is destroyed (silently when missing) and rebuilt.
+        # Replace: each table of the file is deleted (when there is one) and rebuilt.
         for m in msgs:
             if m.kind == "newtable":
-                out.append(compiler.Msg("destroytable", m.family, {"name": m.attrs["name"]},
-                                        m.loc, m.what))
+                out += compiler.drop_table(m.family, m.attrs["name"], m.loc)
             out.append(m)
         return out
     t = target if isinstance(target, _target.Target) else _target.parse(target)

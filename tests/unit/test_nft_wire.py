@@ -47,6 +47,8 @@ def simulated_kernel(msgs):
         if m.kind == "newtable":
             tables[(m.family, m.attrs["name"])] = decoder.table(
                 m.family, wire.tables()["table"].decode(body, 4))
+        elif m.kind == "deltable" and "name" in m.attrs:
+            del tables[(m.family, m.attrs["name"])]
         elif m.kind == "newchain":
             a = wire.tables()["chain"].decode(body, 4)
             tables[(m.family, a["table"])].chains[a["name"]] = decoder.chain(m.family, a)
