@@ -434,7 +434,7 @@ def _plan_net(net, kinds, p: Plan, check: _Collect) -> None:
             check.errors.append(f"{where}: needs via or dev")
     for i, l in enumerate(links):
         if l.get("kind") in ("veth", "macvlan", "ipvlan") and "name" in l:
-            p.steps.append(Step(f"net.links[{i}]", _link_title(l), _link_step(l)))
+            p.steps.append(Step(f"net.links[{i}]", _link_title(l), _link_step(l, p)))
     if links or net.get("routes"):
         p.steps.append(Step("net.inside", "inside: links up, addresses, routes",
                             _inside_step(links, net.get("routes", []))))
@@ -442,47 +442,41 @@ def _plan_net(net, kinds, p: Plan, check: _Collect) -> None:
 
 def _link_title(l) -> str:
     if l["kind"] == "veth":
-        return (f"veth {l.get('host', 'lx<pid>')} on the host, peer moved in as {l['name']}"
+        return (f"veth {l.get('host', 'lx<pid>')} on the host, its peer {l['name']} inside"
                 + (f", host addresses {', '.join(l['host_addresses'])}" if l.get("host_addresses") else ""))
-    return f"{l['kind']} on {l['parent']} ({l.get('mode', 'default mode')}), moved in as {l['name']}"
+    return f"{l['kind']} {l['name']} inside, on {l['parent']} ({l.get('mode', 'default mode')})"
 
 
-def _link_step(l):
-    """Make the link on the host under a temporary name (the inside name may exist on the
-    host), move it into the child's netns by pid, rename it there. Undo: delete the host
-    end (a veth's peer goes with it; a moved macvlan/ipvlan is deleted inside)."""
+def _link_step(l, p: Plan):
+    """Create the link with its inside end already in the child's netns (IFLA_NET_NS_PID:
+    no move, no rename, and the inside name need only be free there), then set up the host
+    end of a veth. Undo: delete the host end (the peer goes with it) or the inside link.
+    A veth's host end is also deleted when the workload ends: the netns takes it down only
+    some time after its last process, and a second run of the same spec would meet it."""
     def apply(ctx):
-        import secrets
-
         from .netlink import transport
         from .netlink.rtnl import address, link
-        tmp = "lx" + secrets.token_hex(5)
         host_name = l.get("host") or f"lx{ctx.pid}"
         opts = {"mtu": l.get("mtu")} if l.get("mtu") else {}
         with transport.open() as host:
-            if l["kind"] == "veth":
-                link.add(host, host_name, "veth", peer=tmp, **opts)
-                undo_host = _delete_link(None, host_name)
-            else:
-                link.add(host, tmp, l["kind"], parent=l["parent"], mode=l.get("mode"), **opts)
-                undo_host = _delete_link(None, tmp)
+            if l["kind"] != "veth":
+                link.add(host, l["name"], l["kind"], parent=l["parent"], mode=l.get("mode"),
+                         netns_pid=ctx.pid, **opts)
+                return _delete_link(f"pid:{ctx.pid}", l["name"])
+            link.add(host, host_name, "veth", peer=l["name"], peer_netns_pid=ctx.pid, **opts)
+            undo_host = _delete_link(None, host_name)
             try:
-                link.set(host, tmp, netns=f"pid:{ctx.pid}")
-                with transport.open(target=f"pid:{ctx.pid}") as inside:
-                    link.set(inside, tmp, name=l["name"])
-                if l["kind"] == "veth":
-                    idx = link.index(host, host_name)
-                    for a in l.get("host_addresses", []):
-                        address.add(host, idx, a)
-                    if l.get("master"):
-                        link.set(host, host_name, master=l["master"])
-                    link.set(host, host_name, up=True)
+                idx = link.index(host, host_name)
+                for a in l.get("host_addresses", []):
+                    address.add(host, idx, a)
+                if l.get("master"):
+                    link.set(host, host_name, master=l["master"])
+                link.set(host, host_name, up=True)
             except LinxError:
                 undo_host()
                 raise
-        if l["kind"] == "veth":
-            return undo_host
-        return _delete_link(f"pid:{ctx.pid}", l["name"])
+        p.cleanup.append(undo_host)
+        return undo_host
     return apply
 
 

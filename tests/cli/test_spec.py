@@ -243,6 +243,38 @@ def test_example_two_sessions_on_a_bridge(netns):
         linx("rm", "-f", name)
 
 
+def test_macvlan_made_inside(netns, tmp_path):
+    """A macvlan on a host interface, made directly in the workload's netns with its
+    address; it goes with the netns, the parent stays."""
+    subprocess.run(["ip", "-n", netns, "link", "add", "mvp0", "type", "veth", "peer", "name", "mvp1"],
+                   check=True)
+    before = links(netns)
+    spec = tmp_path / "mv.toml"
+    spec.write_text('namespaces = ["net"]\n[[net.links]]\nkind = "macvlan"\nname = "mv0"\n'
+                    'parent = "mvp0"\nmode = "private"\naddresses = ["10.204.0.2/24"]\n')
+    r = in_netns(netns, "run", "--spec", spec, "--", "ip", "-j", "-d", "addr", "show", "mv0")
+    assert r.returncode == 0, r.stderr
+    (mv,) = json.loads(r.stdout)
+    assert mv["linkinfo"]["info_kind"] == "macvlan"
+    assert mv["linkinfo"]["info_data"]["mode"] == "private"
+    assert [a["local"] for a in mv["addr_info"] if a["family"] == "inet"] == ["10.204.0.2"]
+    assert "UP" in mv["flags"]
+    assert links(netns) == before
+
+
+def test_veth_host_end_gone_when_linx_returns(netns, tmp_path):
+    """The host end of a veth is deleted when the workload ends, not when its netns goes
+    (here a process left behind keeps the netns alive), so the same spec can run again."""
+    spec = tmp_path / "v.toml"
+    spec.write_text('namespaces = ["net"]\n[[net.links]]\nkind = "veth"\nname = "eth0"\n'
+                    'host = "again0"\naddresses = ["10.205.0.2/24"]\n')
+    for _ in range(2):
+        r = in_netns(netns, "run", "--spec", spec, "--", "sh", "-c",
+                     "sleep 2 </dev/null >/dev/null 2>&1 & true")
+        assert r.returncode == 0, r.stderr
+        assert "again0" not in links(netns)
+
+
 def test_example_pivot_root(tmp_path):
     subprocess.run(["sh", os.path.join(EXAMPLES, "mkrootfs.sh"), tmp_path / "rootfs"], check=True)
     spec = tmp_path / "pivot.toml"

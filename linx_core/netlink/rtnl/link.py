@@ -183,9 +183,12 @@ def index(sock: transport.Socket, name, what: str = "interface") -> int:
 
 def add_request(name: str, kind: str, *, parent: int | None = None, peer: str | None = None,
                 mode: str | None = None, vlan_id: int | None = None, mtu: int | None = None,
-                address=None) -> tuple[int, int, bytes]:
+                address=None, netns_pid: int | None = None,
+                peer_netns_pid: int | None = None) -> tuple[int, int, bytes]:
     """RTM_NEWLINK with NLM_F_CREATE|NLM_F_EXCL: `link add` fails with EEXIST like `ip link
-    add`. Checks every argument first; parent is an ifindex (macvlan/ipvlan/vlan)."""
+    add`. Checks every argument first; parent is an ifindex (macvlan/ipvlan/vlan), looked up
+    in the sender's netns. netns_pid creates the link in that process's netns, peer_netns_pid
+    a veth's peer (IFLA_NET_NS_PID): no move, and the name need only be free there."""
     check_name(name)
     if kind not in KINDS:
         raise UsageError("type", f"{kind!r} is not a supported link type ({', '.join(KINDS)})")
@@ -198,10 +201,13 @@ def add_request(name: str, kind: str, *, parent: int | None = None, peer: str | 
         raise UsageError("mode", f"a {kind} has no mode")
     if vlan_id is not None and kind != "vlan":
         raise UsageError("id", f"a {kind} has no vlan id")
-    if peer is not None and kind != "veth":
+    if (peer is not None or peer_netns_pid is not None) and kind != "veth":
         raise UsageError("peer", f"a {kind} has no peer")
     if kind == "veth":
-        data = {"peer": {"ifname": check_name(peer, "peer")}} if peer is not None else None
+        data = {"peer": {"ifname": None if peer is None else check_name(peer, "peer"),
+                         "net_ns_pid": peer_netns_pid}}
+        if peer is None and peer_netns_pid is None:
+            data = None
     elif kind == "macvlan":
         modes = MACVLAN_MODES
         mode = mode or "bridge"
@@ -225,6 +231,7 @@ def add_request(name: str, kind: str, *, parent: int | None = None, peer: str | 
              "mtu": None if mtu is None else check_mtu(mtu),
              "address": None if address is None else MAC(address, "address"),
              "link": parent,
+             "net_ns_pid": netns_pid,
              "linkinfo": {"kind": kind, "data": data}}
     return RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, IFINFOMSG.pack(0, 0, 0, 0, 0) + IFLA.encode(attrs)
 
