@@ -8,7 +8,6 @@ before its workload's end is reported `failed`.
 import json
 import os
 import re
-import secrets
 import shutil
 
 from .errors import KernelError, LinxError, UsageError
@@ -46,7 +45,7 @@ def create(name: str | None) -> tuple[str, str]:
     root = run_dir()
     os.makedirs(root, mode=0o700, exist_ok=True)
     for _ in range(8):
-        n = check_name(name) if name else "linx-" + secrets.token_hex(3)
+        n = check_name(name) if name else "linx-" + os.urandom(3).hex()
         d = os.path.join(root, n)
         try:
             os.mkdir(d, 0o700)

@@ -347,9 +347,8 @@ def _plan_cgroup(doc, p: Plan, check: _Collect) -> None:
         check.errors.append(f"cgroup.{first}: needs --cgroup PATH (cgroup.path, the cgroup to run in)")
         return
     if "parent" in c:
-        import secrets
         parent = check("cgroup.parent", cgroup.resolve, c["parent"], "cgroup.parent")
-        path = None if parent is None else os.path.join(parent, "linx-" + secrets.token_hex(4))
+        path = None if parent is None else os.path.join(parent, "linx-" + os.urandom(4).hex())
     else:
         path = check("cgroup.path", cgroup.resolve, c["path"], "cgroup.path")
     controllers = c.get("controllers", [])
