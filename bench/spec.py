@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 
 IN_VM = bool(os.environ.get("LINX_VM"))
 EMULATED = ("In a VM under software emulation (qemu TCG), where everything runs 35-100x slower than "
@@ -38,34 +37,17 @@ NAMESPACES = ("user", "net", "pid", "mount", "uts", "ipc")
 OCI_NAMESPACES = ("user", "network", "pid", "mount", "uts", "ipc")
 
 
-def timed(label: str, argv: list[str], n: int, after=lambda: None) -> tuple[float, float]:
-    """(best, median) wall time of n runs after one warm-up run, printed as they come;
-    after() runs, untimed, after each run."""
+def timed(label: str, argv: list[str], n: int) -> tuple[float, float]:
+    """(best, median) wall time of n runs after one warm-up run, printed as they come."""
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    after()
     samples = []
     for _ in range(n):
         t = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
         samples.append(time.perf_counter() - t)
-        after()
     best, median = min(samples), statistics.median(samples)
     print(f"{label:44} best {best * 1e3:7.1f} ms   median {median * 1e3:7.1f} ms", flush=True)
     return best, median
-
-
-def links_gone(names: list[str], timeout: float = 30):
-    """A function waiting until no link of `names` is left in the throwaway netns: the kernel
-    deletes a veth's host end when it tears the workload's netns down, asynchronously, some ms
-    after the workload ended, and the next run makes it again (EEXIST if still there)."""
-    def wait():
-        deadline = time.monotonic() + timeout
-        while any(subprocess.run(["ip", "-n", NS, "link", "show", "dev", name], capture_output=True)
-                  .returncode == 0 for name in names):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{', '.join(names)} still there {timeout:g} s after the run")
-            time.sleep(0.01)
-    return wait
 
 
 def runtimes_refused() -> str | None:
@@ -94,30 +76,16 @@ def cgroup_section(path: str) -> str:
             f'cpu_max = "{QUOTA} {PERIOD}"\n\n')
 
 
-def headline(work: str, cgroup: str | None, nft: bool = True) -> str:
-    """examples/web.toml with its cgroup section replaced by `cgroup` (TOML text, or nothing),
-    and without its nft section unless `nft`."""
+def headline(work: str, cgroup: str | None) -> str:
+    """examples/web.toml with its cgroup section replaced by `cgroup` (TOML text, or nothing)."""
     with open(os.path.join(HERE, "..", "examples", "web.toml")) as f:
         text = f.read()
     start, end = text.index("[cgroup]"), text.index("[net]")
     text = text[:start] + (cgroup or "") + text[end:]
-    if not nft:
-        text = text[:text.index("[nft]")] + text[text.index("[[mounts]]"):]
     path = os.path.join(work, "headline.toml")
     with open(path, "w") as f:
         f.write(text)
     return path
-
-
-def nft_refused(argv: list[str]) -> str | None:
-    """linx's refusal of the spec's nft step, when this kernel refuses it (a 6.1 kernel has no
-    NFT_MSG_DESTROYTABLE, which linx's nft push sends); any other failure is raised."""
-    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if r.returncode == 0:
-        return None
-    if r.returncode == 125 and 'checkpoint step "nft"' in r.stderr:
-        return r.stderr.strip()
-    raise subprocess.CalledProcessError(r.returncode, argv, stderr=r.stderr)
 
 
 def bundle(work: str, runtime: str) -> str:
@@ -182,15 +150,7 @@ def main():
         spec = headline(work, section)
         full = net + [LINX, "run", "--spec", spec, "--", "true"]
         label = f"linx run --spec headline{'' if cgroup else ' (no cgroup)'}"
-        refusal = nft_refused(full)
-        if refusal:
-            print(f"This kernel refuses the spec's nft step ({refusal}): the headline runs without "
-                  "its [nft] section here.", flush=True)
-            headline(work, section, nft=False)
-            label += " (no nft)"
-        with open(spec, "rb") as f:
-            hosts = [link["host"] for link in tomllib.load(f)["net"]["links"]]
-        linx_full = timed(label, full, N, links_gone(hosts))
+        linx_full = timed(label, full, N)
         linx_ns = timed(f"linx run, {what}", net + [LINX, "run", *ns_flags, "--", "true"], N)
         timed("unshare, the same namespaces + maps",
               ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount",
