@@ -169,11 +169,11 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 3 if bench.IN_VM else 10
     if bench.IN_VM:
         print(bench.EMULATED)
-    refused = bench.runtimes_refused()
+    mode, _ = bench.cgroup_mode()
     work = tempfile.mkdtemp()
     subprocess.run(["ip", "netns", "add", bench.NS], check=True)
     cgroup = None
-    if refused is None:
+    if mode == "limits":
         cgroup = os.path.join(bench.CGROOT, bench.PARENT)
         os.mkdir(cgroup)
     try:
@@ -181,14 +181,10 @@ def main():
         if cgroup:
             with open(os.path.join(cgroup, "cgroup.subtree_control"), "w") as f:
                 f.write("+cpu +memory +pids")
-            section = bench.cgroup_section(f"{bench.PARENT}/linx")
+            section = bench.cgroup_section(f"{bench.PARENT}/linx", True)
         print(f"the headline: examples/web.toml, {'with a cgroup and limits' if cgroup else 'without its cgroup'}")
         spec = bench.headline(work, section)
         net = ["nsenter", f"--net=/run/netns/{bench.NS}"]
-        refusal = bench.nft_refused(net + [bench.LINX, "run", "--spec", spec, "--", "true"])
-        if refusal:
-            print(f"without its [nft] section, which this kernel refuses ({refusal})")
-            bench.headline(work, section, nft=False)
         sys.stdout.flush()
         subprocess.run(net + [sys.executable, os.path.abspath(__file__), spec, str(n)],
                        env={**os.environ, INSIDE: "1"}, check=True)
