@@ -103,7 +103,7 @@ def test_flowtable_offloads_a_tcp_flow(routed, linx, tmp_path):
     (the handshake, the teardown), far less than the payload; without the flowtable it would
     count every byte."""
     a, r, b = routed
-    push_text(linx, tmp_path, r, """table inet fwd {
+    push_text(linx, tmp_path, r, """table inet fastpath {
 	flowtable ft {
 		hook ingress priority filter
 		devices = { va, vb }
@@ -129,7 +129,7 @@ def test_flowtable_offloads_a_tcp_flow(routed, linx, tmp_path):
             server.kill()
             server.wait()
     assert received == size
-    seen = counter(r, "inet", "fwd", "forward")
+    seen = counter(r, "inet", "fastpath", "forward")
     assert 0 < seen["bytes"] < size // 10, seen
 
 
