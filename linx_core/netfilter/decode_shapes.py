@@ -31,7 +31,6 @@ _COUNTER_HEADS = frozenset(_COUNTER_NAME + _HDR.pack(28, nest) + _HDR.pack(12, 1
                            for nest in (2, 0x8002))
 _COUNTER_PACKETS = _HDR.pack(12, 2)
 _CMP_LENGTHS: dict = {}     # a cmp's first 36 bytes -> its length, or 0: not nft_cmp_dump's
-_NAMES: dict = {}           # table and chain names, as sent -> str
 
 
 def _cmp_length(head: bytes) -> int:
@@ -165,42 +164,24 @@ class Rules:
         wire.decode_rule gives them, "shape", "vary" (its varying parts) and "raw" (the
         expressions' bytes) instead of the decoded expressions."""
         out: dict = {}
-        end = len(buf)
-        unpack = _HDR.unpack_from
-        while off + 4 <= end:
-            alen, atype = unpack(buf, off)
-            if alen < 4 or off + alen > end:
-                raise MalformedMessage(f"NFTA_RULE: attribute length {alen} overruns")
-            atype &= 0x3fff
-            if atype == 4:
-                start, stop = off + 4, off + alen
-                vary = None
-                for shape in self.by_length.get(stop - start, ()):
-                    vary = shape.vary(buf, start, stop)
-                    if vary is not None:
-                        break
-                else:
-                    runs, args, vary = _walk(buf, start, stop)
-                    shape = self.shapes.get(runs)
-                    if shape is None:
-                        shape = self.shapes[runs] = Shape(*args)
-                        same = self.by_length.setdefault(stop - start, [])
-                        if len(same) < SAME_LENGTH:
-                            same.append(shape)
-                out["shape"], out["vary"], out["raw"] = shape, vary, buf[start:stop]
-            elif atype == 1 or atype == 2:
-                raw = buf[off + 4:off + alen]
-                name = _NAMES.get(raw)
-                if name is None:
-                    name = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                    if len(_NAMES) < 10_000:
-                        _NAMES[raw] = name
-                out["table" if atype == 1 else "chain"] = name
-            elif atype == 3:
-                out["handle"] = int.from_bytes(buf[off + 4:off + 12], "big")
-            elif atype == 7:
-                out["userdata"] = buf[off + 4:off + alen]
-            off += (alen + 3) & ~3
+        for atype, start, stop in wire.walk(buf, off, len(buf), "NFTA_RULE"):
+            if atype != 4:
+                wire.rule_attr(out, atype, buf, start, stop)
+                continue
+            vary = None
+            for shape in self.by_length.get(stop - start, ()):
+                vary = shape.vary(buf, start, stop)
+                if vary is not None:
+                    break
+            else:
+                runs, args, vary = _walk(buf, start, stop)
+                shape = self.shapes.get(runs)
+                if shape is None:
+                    shape = self.shapes[runs] = Shape(*args)
+                    same = self.by_length.setdefault(stop - start, [])
+                    if len(same) < SAME_LENGTH:
+                        same.append(shape)
+            out["shape"], out["vary"], out["raw"] = shape, vary, buf[start:stop]
         return out
 
     def rule(self, family: str, a: dict, sets: dict) -> M.Rule:

@@ -207,28 +207,48 @@ _EXPRS: dict = {}
 _HDR = struct.Struct("=HH")
 
 
+def walk(buf: bytes, off: int, end: int, what: str):
+    """(type without the nested/byte-order flags, payload start, payload end) of each
+    attribute in buf[off:end]; MalformedMessage naming `what` when one overruns."""
+    unpack = _HDR.unpack_from
+    while off + 4 <= end:
+        alen, atype = unpack(buf, off)
+        if alen < 4 or off + alen > end:
+            raise MalformedMessage(f"{what}: attribute length {alen} overruns")
+        yield atype & 0x3fff, off + 4, off + alen
+        off += (alen + 3) & ~3
+
+
+_NAMES: dict = {}
+
+
+def rule_attr(out: dict, atype: int, buf: bytes, start: int, stop: int) -> None:
+    """NFTA_RULE's table (1), chain (2), handle (3) and userdata (7) into `out`, as
+    tables()["rule"].decode gives them; other types are the caller's."""
+    if atype == 1 or atype == 2:
+        raw = buf[start:stop]
+        name = _NAMES.get(raw)
+        if name is None:
+            name = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            if len(_NAMES) < 10_000:
+                _NAMES[raw] = name
+        out["table" if atype == 1 else "chain"] = name
+    elif atype == 3:
+        out["handle"] = int.from_bytes(buf[start:start + 8], "big")
+    elif atype == 7:
+        out["userdata"] = buf[start:stop]
+
+
 def decode_rule(buf: bytes, off: int = 0) -> dict:
     """NFTA_RULE attributes, as tables()["rule"].decode gives them, faster: a dump of a big
     ruleset is mostly rules whose expressions repeat, so each distinct expression's bytes
     are decoded once (decode_exprs)."""
     out: dict = {}
-    end = len(buf)
-    unpack = _HDR.unpack_from
-    while off + 4 <= end:
-        alen, atype = unpack(buf, off)
-        if alen < 4 or off + alen > end:
-            raise MalformedMessage(f"NFTA_RULE: attribute length {alen} overruns")
-        atype &= 0x3fff
+    for atype, start, stop in walk(buf, off, len(buf), "NFTA_RULE"):
         if atype == 4:
-            out["expressions"] = decode_exprs(buf, off + 4, off + alen)
-        elif atype in (1, 2):
-            out["table" if atype == 1 else "chain"] = \
-                buf[off + 4:off + alen].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-        elif atype == 3:
-            out["handle"] = int.from_bytes(buf[off + 4:off + 12], "big")
-        elif atype == 7:
-            out["userdata"] = buf[off + 4:off + alen]
-        off += (alen + 3) & ~3
+            out["expressions"] = decode_exprs(buf, start, stop)
+        else:
+            rule_attr(out, atype, buf, start, stop)
     return out
 
 
@@ -262,33 +282,24 @@ def decode_setelems(buf: bytes, off: int = 0) -> dict:
     any other through the ELEM table."""
     table, elem = tables()["setelem"], ELEM()
     out: dict = {}
-    end = len(buf)
     unpack = _HDR.unpack_from
-    while off + 4 <= end:
-        alen, atype = unpack(buf, off)
-        if alen < 4 or off + alen > end:
-            raise MalformedMessage(f"NFTA_SET_ELEM_LIST: attribute length {alen} overruns")
-        if atype & 0x3fff != 3:
-            out.update(table.decode(buf, off, off + alen))
-            off += (alen + 3) & ~3
+    for atype, start, stop in walk(buf, off, len(buf), "NFTA_SET_ELEM_LIST"):
+        if atype != 3:
+            out.update(table.decode(buf, start - 4, stop))
             continue
         elems = out["elements"] = []
-        pos, stop = off + 4, off + alen
-        while pos + 4 <= stop:
-            elen, etype = unpack(buf, pos)
-            if elen < 4 or pos + elen > stop:
-                raise MalformedMessage(f"array element length {elen} overruns its space")
-            if etype & 0x3fff == 1:
-                klen = ktype = vlen = vtype = 0
-                if elen >= 12:
-                    (klen, ktype), (vlen, vtype) = unpack(buf, pos + 4), unpack(buf, pos + 8)
-                if klen == elen - 4 and ktype & 0x3fff == 1 and vtype & 0x3fff == 1 and \
-                        vlen >= 4 and klen == 4 + ((vlen + 3) & ~3):
-                    elems.append({"key": buf[pos + 12:pos + 8 + vlen]})
-                else:
-                    elems.append(elem.decode(buf[pos + 4:pos + elen]))
-            pos += (elen + 3) & ~3
-        off += (alen + 3) & ~3
+        for etype, pos, end in walk(buf, start, stop, "NFTA_SET_ELEM_LIST_ELEMENTS"):
+            if etype != 1:
+                continue
+            elen = end - pos + 4
+            klen = ktype = vlen = vtype = 0
+            if elen >= 12:
+                (klen, ktype), (vlen, vtype) = unpack(buf, pos), unpack(buf, pos + 4)
+            if klen == elen - 4 and ktype & 0x3fff == 1 and vtype & 0x3fff == 1 and \
+                    vlen >= 4 and klen == 4 + ((vlen + 3) & ~3):
+                elems.append({"key": buf[pos + 8:pos + 4 + vlen]})
+            else:
+                elems.append(elem.decode(buf[pos:end]))
     return out
 
 
