@@ -292,7 +292,7 @@ def test_bash_tab_in_a_real_terminal(sessions):
     """readline, not just the function: `linx ne<TAB>` becomes `linx net `."""
     prefix, up, done = sessions
     sh = pexpect.spawn("bash", ["--norc", "--noprofile", "-i"], env={**ENV, "TERM": "dumb"},
-                       encoding="utf-8", timeout=10, dimensions=(24, 200))
+                       encoding="utf-8", timeout=30, dimensions=(24, 200))
     try:
         sh.sendline(f"source {SCRIPTS['bash']}; PS1='re''ady$ '")
         sh.expect_exact("ready$ ")
@@ -312,7 +312,7 @@ def zsh_complete(lines: list[str], prefix: tuple = ()) -> list[str]:
     key bound to a widget that saves the edited line: what TAB made of it."""
     out = f"/tmp/linx-zsh-{uuid.uuid4().hex[:8]}"
     sh = pexpect.spawn(prefix[0] if prefix else "zsh", [*prefix[1:], *(["zsh"] if prefix else []), "-f", "-i"],
-                       env={**ENV, "TERM": "dumb", "OUT": out}, encoding="utf-8", timeout=10,
+                       env={**ENV, "TERM": "dumb", "OUT": out}, encoding="utf-8", timeout=30,
                        dimensions=(24, 200))
     got = []
     try:
