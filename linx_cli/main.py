@@ -86,5 +86,29 @@ def main(argv=None) -> None:
     sys.exit(status if isinstance(status, int) else 0)
 
 
+def run() -> None:
+    """The `linx` command: main(), then out without the interpreter's teardown, which for
+    a one-shot command costs 25-45 ms (freeing every module and object), often more than
+    the command's own work. Standard output and error are flushed first; linx keeps no
+    other buffered file open past its command and registers no atexit handlers."""
+    import os
+    try:
+        main()
+        status = 0
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:          # the reader left: what Python itself exits with then
+        status = status or 120
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    main()
+    run()
