@@ -156,12 +156,7 @@ def elements(c, name, sid, s, elems, flags, anonymous, key=None, data=None) -> i
 
 def elem(c, e, key, data, concat_interval=False) -> dict:
     el = {}
-    value = None
-    if isinstance(e, M.Mapping):
-        value, e = e.data, e.key
-    opts = None
-    if isinstance(e, M.Elem):
-        opts, e = e, e.key
+    e, value, opts = M.unwrap_element(e)
     if isinstance(e, M.Catchall):
         el["flags"] = ELEM_CATCHALL
     elif len(key) > 1:
@@ -212,12 +207,7 @@ def interval_elements(c, typ, elems, data, anonymous, automerge, is_map):
     top = (1 << bits) - 1
     ranges = []
     for e in elems:
-        value = None
-        if isinstance(e, M.Mapping):
-            value, e = e.data, e.key
-        opts = None
-        if isinstance(e, M.Elem):
-            opts, e = e, e.key
+        e, value, opts = M.unwrap_element(e)
         if isinstance(e, M.Catchall):
             continue
         lo, hi = bounds(c, e, typ)
@@ -302,11 +292,7 @@ def concat_bounds(c, e, key):
 
 
 def elem_key(e):
-    if isinstance(e, M.Mapping):
-        e = e.key
-    if isinstance(e, M.Elem):
-        e = e.key
-    return e
+    return M.unwrap_element(e)[0]
 
 
 def is_interval(e) -> bool:

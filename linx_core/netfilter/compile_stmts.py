@@ -155,15 +155,21 @@ def s_notrack(c, s):
     c.emit("notrack")
 
 
+def _key_reg(c, key) -> int:
+    """Load a dynset's key into a register (a concatenation takes as many as it needs) and
+    return it; the register is free again once the dynset has read it."""
+    n = exprs.expr_len(c, key)
+    size = n if isinstance(key, M.Concat) else 16
+    kreg = c.get_reg(size)
+    exprs.load(c, key, kreg)
+    c.release(size)
+    return kreg
+
+
 def s_set(c, s: M.SetStmt):
     st = exprs.lookup_set(c, M.SetRef(s.set, loc=s.loc))
     pctx.deps(c, s.key)
-    n = exprs.expr_len(c, s.key)
-    concat = isinstance(s.key, M.Concat)
-    kreg = c.get_reg(n if concat else 16)
-    exprs.load(c, s.key, kreg)
-    c.release(n if concat else 16)
-    d = {"sreg_key": put_reg(kreg)}
+    d = {"sreg_key": put_reg(_key_reg(c, s.key))}
     if s.data is not None:
         dreg = c.get_reg()
         set_value(c, s.data, st.data, dreg)
@@ -193,12 +199,7 @@ def s_meter(c, s: M.Meter):
     attrs["desc"] = {"size": s.size or 65535}
     attrs["userdata"] = udata((0, BYTEORDER[sets.key_order(c, key)].to_bytes(4, "little")))
     c.message("newset", attrs, s.loc, f"meter {s.name}")
-    n = exprs.expr_len(c, s.key)
-    concat = isinstance(s.key, M.Concat)
-    kreg = c.get_reg(n if concat else 16)
-    exprs.load(c, s.key, kreg)
-    c.release(n if concat else 16)
-    d = {"sreg_key": put_reg(kreg)}
+    d = {"sreg_key": put_reg(_key_reg(c, s.key))}
     if s.timeout:
         d["timeout"] = s.timeout
     d["op"] = 1 if s.timeout else 0

@@ -390,6 +390,17 @@ class Rule:
     loc: object = _loc()
 
 
+def unwrap_element(e) -> tuple:
+    """(key, mapped data or None, the Elem carrying its options or None) of a set element:
+    a Mapping wraps an Elem or a key, an Elem wraps a key."""
+    data = elem = None
+    if isinstance(e, Mapping):
+        data, e = e.data, e.key
+    if isinstance(e, Elem):
+        elem, e = e, e.key
+    return e, data, elem
+
+
 _TAG = re.compile(r"tag:([A-Za-z_][A-Za-z0-9_.-]*)(?: (.*))?\Z", re.S)
 
 

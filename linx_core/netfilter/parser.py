@@ -214,11 +214,7 @@ def cmd_object(p, verb, what, t):
 
 
 def _elem_key(e):
-    if isinstance(e, M.Mapping):
-        e = e.key
-    if isinstance(e, M.Elem):
-        e = e.key
-    return repr(e)
+    return repr(M.unwrap_element(e)[0])
 
 
 def parse(text: str, name: str = "<stdin>", ruleset=None) -> M.Ruleset:
