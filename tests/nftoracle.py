@@ -14,6 +14,12 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "nft")
 CORPUS = sorted(glob.glob(os.path.join(DATA, "*.nft")))
 
 
+def compiled(path) -> list:
+    """The compiler's messages for a corpus file (interface names resolve to index 1)."""
+    from linx_core.netfilter import compiler, parser
+    return compiler.compile(parser.parse_file(path), ifindex=lambda n: 1)
+
+
 def marker(path) -> str:
     with open(path) as f:
         first = f.readline()

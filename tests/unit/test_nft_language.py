@@ -1,7 +1,6 @@
 """The nft language, without a kernel: the whole corpus parses, formats idempotently and
 parse(format(x)) == x; bad input is a located error (file:line:col, caret, exit 2); the
 parser never fails any other way on random input (hypothesis)."""
-import glob
 import os
 
 import pytest
@@ -10,9 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from linx_core.errors import UsageError
 from linx_core.netfilter import compiler, formatter, parser, validate
 from linx_core.netfilter.location import NftError
-
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "nft")
-CORPUS = sorted(glob.glob(os.path.join(DATA, "*.nft")))
+from nftoracle import CORPUS
 
 
 def _ifindex(name):

@@ -1,23 +1,19 @@
 """wire.decode_setelems, the fast element reader of `linx nft pull`: it gives what the
 NFTA_SET_ELEM_LIST attribute table gives, for every element message of the corpus and
 for random or mutated bytes (or both raise MalformedMessage)."""
-import glob
-import os
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from linx_core.netlink.errors import MalformedMessage
-from linx_core.netfilter import compiler, encoder, parser, wire
-
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "nft")
-CORPUS = sorted(glob.glob(os.path.join(DATA, "*.nft")))
+from linx_core.netfilter import encoder, wire
+from nftoracle import CORPUS, compiled
 
 
 def _bodies():
     out = []
     for path in CORPUS:
-        for m in compiler.compile(parser.parse_file(path), ifindex=lambda n: 1):
+        for m in compiled(path):
             if m.kind == "newsetelem":
                 out.append(encoder.encode(m)[2])
     return out

@@ -3,8 +3,6 @@ another rule of its shape equals the rule decoded in full, whatever data its cmp
 counters hold (hypothesis varies them on every corpus rule); shapes are found and
 reused; random and mutated bytes give clean errors only."""
 import copy
-import glob
-import os
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -12,15 +10,13 @@ from hypothesis import given, settings, strategies as st
 from linx_core.netlink.errors import MalformedMessage
 from linx_core.netfilter import compiler, decode_shapes, decoder, encoder, parser, wire
 from linx_core.netfilter.decoder import DecodeError
-
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "nft")
-CORPUS = sorted(glob.glob(os.path.join(DATA, "*.nft")))
+from nftoracle import CORPUS, compiled
 
 
 def _rules():
     out = []
     for path in CORPUS:
-        for m in compiler.compile(parser.parse_file(path), ifindex=lambda n: 1):
+        for m in compiled(path):
             if m.kind == "newrule" and any(e["name"] in ("cmp", "counter")
                                            for e in m.attrs["expressions"]):
                 out.append(m)

@@ -3,7 +3,6 @@ as the generic attribute tables; every corpus rule survives compile -> encode ->
 raise to statements -> compile again with identical kernel expressions (the kernel's part,
 naming anonymous sets, is simulated); and random or mutated bytes give clean errors only
 (hypothesis)."""
-import glob
 import os
 
 import pytest
@@ -11,13 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from linx_core.netlink.errors import MalformedMessage
 from linx_core.netfilter import compiler, decoder, encoder, listing, model as M, parser, wire
-
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "nft")
-CORPUS = sorted(glob.glob(os.path.join(DATA, "*.nft")))
-
-
-def compiled(path):
-    return compiler.compile(parser.parse_file(path), ifindex=lambda n: 1)
+from nftoracle import CORPUS, compiled
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=os.path.basename)
